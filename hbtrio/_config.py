@@ -224,7 +224,7 @@ class ClientConfig:
 
     def __repr__(self) -> str:
         return (
-            f"ClientConfig(host={self.host!r}, port={self.port!r}, api_key='{self.username}:***', "
+            f"ClientConfig(host={self.host!r}, port={self.port!r}, api_key='***', "
             f"timeout={self.timeout!r}, retries={self.retries!r}, tls={self.tls!r}, "
             f"ca_file={self.ca_file!r}, account={self.account!r})"
         )

@@ -299,4 +299,6 @@ def check_markets(values: Iterable[object] | None, argument: str = "markets") ->
         return None
     if isinstance(values, str | bytes):
         raise InputValidationError(argument, "must be a list of trading pairs, not a string")
+    if not isinstance(values, Iterable):
+        raise InputValidationError(argument, "must be a list of trading pairs")
     return [check_market(v, argument) for v in values]
