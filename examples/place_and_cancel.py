@@ -1,0 +1,45 @@
+"""Place limit and market orders, wait for acceptance, cancel, and list open orders."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import trio
+
+import hbtrio
+
+
+async def main() -> None:
+    config = hbtrio.ClientConfig.from_env()
+    async with hbtrio.open_client(config) as client:
+        book = await client.get_order_book("binance", "BTC-USDT", depth=1)
+        assert book.best_bid is not None
+        # A bid 2% under the best bid rests on the book.
+        price = (book.best_bid.price * Decimal("0.98")).quantize(Decimal("0.01"))
+        order = await client.place_limit_order(
+            "binance",
+            "BTC-USDT",
+            hbtrio.Side.BUY,
+            price=price,
+            amount=Decimal("0.001"),
+            wait_accepted=True,
+        )
+        print(f"resting: {order.order_id} {order.side.value} {order.amount} @ {order.price}")
+
+        open_orders = await client.get_open_orders(exchange="binance", market="BTC-USDT")
+        print("open orders:", [o.order_id for o in open_orders])
+
+        await client.cancel_order(order.order_id, exchange="binance", market="BTC-USDT")
+        print("cancel requested")
+
+        market = await client.place_market_order(
+            "binance", "BTC-USDT", hbtrio.Side.SELL, amount=Decimal("0.001"), wait_accepted=True
+        )
+        print(f"market order {market.order_id}: {market.status.value}")
+
+        cancelled = await client.cancel_all_orders(exchange="binance")
+        print("cancelled in bulk:", len(cancelled))
+
+
+if __name__ == "__main__":
+    trio.run(main)
