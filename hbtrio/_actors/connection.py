@@ -20,14 +20,13 @@ that declares it dead after ``heartbeat_timeout`` of silence.
 
 from __future__ import annotations
 
-import math
-import random
 from collections.abc import Callable
 from typing import Protocol
 
 import trio
 
 from .._config import ClientConfig
+from .._core.backoff import Backoff
 from .._errors import AuthenticationFailed, ConnectionFailed, HbtrioError
 from .._wire.ws import (
     ConnectedMessage,
@@ -40,70 +39,9 @@ from ..events import ConnectionStateChanged, ErrorEvent, Event
 from ..models import ConnectionState
 from .transport import AUTH_CLOSE_CODE, Dialer, TransportClosed, WsTransport
 
-__all__ = ["ConnectionActor", "Link", "ReconnectBackoff", "SessionListener"]
+__all__ = ["ConnectionActor", "Link", "SessionListener"]
 
 _AUTH_FAILED_TEXT = "authentication failed"
-
-
-class ReconnectBackoff:
-    """Full-jitter exponential backoff with a cap and a reset after a stable period.
-
-    The delay before attempt ``n`` (``n`` consecutive failures so far, from 1) is
-    drawn uniformly from ``[0, min(cap, initial * 2**(n-1))]``.
-
-    Args:
-        initial: First delay bound, seconds.
-        cap: Largest delay bound, seconds.
-        reset_after: Seconds a connection must stay up for the failure count to reset.
-        rng: Random source in ``[0, 1)`` (tests pass a fixed one).
-    """
-
-    def __init__(
-        self,
-        initial: float,
-        cap: float,
-        reset_after: float,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        self.initial = initial
-        self.cap = cap
-        self.reset_after = reset_after
-        self._rng = rng
-        self.failures = 0
-        self._up_since: float | None = None
-
-    def bound(self) -> float:
-        """Return the current upper bound of the next delay (before jitter)."""
-        if self.failures <= 0:
-            return 0.0
-        exponent = min(self.failures - 1, 60)
-        return min(self.cap, self.initial * math.pow(2.0, exponent))
-
-    def connected(self, now: float) -> None:
-        """Record that a connection came up at ``now``.
-
-        Args:
-            now: Current time, seconds.
-        """
-        self._up_since = now
-
-    def failed(self, now: float) -> float:
-        """Record a failed attempt or a dropped connection and return the delay.
-
-        A connection that stayed up for ``reset_after`` seconds resets the count
-        first, so a rare drop is retried quickly.
-
-        Args:
-            now: Current time, seconds.
-
-        Returns:
-            Seconds to wait before the next attempt.
-        """
-        if self._up_since is not None and now - self._up_since >= self.reset_after:
-            self.failures = 0
-        self._up_since = None
-        self.failures += 1
-        return self._rng() * self.bound()
 
 
 class Link(Protocol):
@@ -189,14 +127,14 @@ class ConnectionActor:
         publish: Callable[[Event], None],
         listener: SessionListener | None = None,
         *,
-        backoff: ReconnectBackoff | None = None,
+        backoff: Backoff | None = None,
         pong_timeout: float | None = None,
     ) -> None:
         self._config = config
         self._dialer = dialer
         self._publish = publish
         self._listener: SessionListener = listener or _NullListener()
-        self._backoff = backoff or ReconnectBackoff(
+        self._backoff = backoff or Backoff(
             config.reconnect_initial, config.reconnect_max, config.reconnect_reset_after
         )
         self._attempt_timeout = config.timeout or config.heartbeat_timeout
@@ -262,7 +200,7 @@ class ConnectionActor:
                         await self._handshake(transport)
                         now = trio.current_time()
                         self.connections += 1
-                        self._backoff.connected(now)
+                        self._backoff.on_connected(now)
                         self._set_state(ConnectionState.CONNECTED)
                         if not started:
                             started = True
@@ -275,7 +213,7 @@ class ConnectionActor:
                         if not started:
                             raise
                         self._report(exc)
-                        self._backoff.failed(trio.current_time())
+                        self._backoff.on_disconnected(trio.current_time())
                         await trio.sleep(self._backoff.cap)
                         continue
                     self._set_state(ConnectionState.DISCONNECTED)
@@ -293,8 +231,8 @@ class ConnectionActor:
                     self._set_state(ConnectionState.DISCONNECTED)
                     if started:
                         self._report(ConnectionFailed(f"connection lost: {exc}", retryable=True))
-                delay = self._backoff.failed(trio.current_time())
-                await trio.sleep(delay)
+                self._backoff.on_disconnected(trio.current_time())
+                await trio.sleep(self._backoff.next_delay())
         finally:
             self._set_state(ConnectionState.DISCONNECTED)
 

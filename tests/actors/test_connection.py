@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import trio
 import trio.testing
@@ -15,7 +17,8 @@ from hbtrio import (
     ErrorEvent,
     Event,
 )
-from hbtrio._actors.connection import ConnectionActor, ReconnectBackoff
+from hbtrio._actors.connection import ConnectionActor
+from hbtrio._core.backoff import Backoff
 from tests.actors.fake_ws import FakePeer
 
 S = ConnectionState
@@ -25,6 +28,11 @@ def make_config(**kw: object) -> ClientConfig:
     values: dict[str, object] = {"host": "127.0.0.1", "port": 8000, "api_key": "u:p"}
     values.update(kw)
     return ClientConfig(**values)  # type: ignore[arg-type]
+
+
+class NoJitter(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return b
 
 
 class Recorder:
@@ -58,26 +66,13 @@ def make_actor(
     peer: FakePeer, rec: Recorder, config: ClientConfig | None = None
 ) -> ConnectionActor:
     config = config or make_config()
-    backoff = ReconnectBackoff(
+    backoff = Backoff(
         config.reconnect_initial,
         config.reconnect_max,
         config.reconnect_reset_after,
-        rng=lambda: 1.0,  # no jitter: delays are the bounds
+        rng=NoJitter(),  # delays are the bounds
     )
     return ConnectionActor(config, peer.dialer(), rec, backoff=backoff)
-
-
-def test_backoff_full_jitter_bounds() -> None:
-    draws = iter([0.5, 0.25, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0])
-    backoff = ReconnectBackoff(0.1, 2.0, 10.0, rng=lambda: next(draws))
-    delays = [backoff.failed(0.0) for _ in range(7)]
-    assert delays == pytest.approx([0.05, 0.05, 0.4, 0.8, 1.6, 2.0, 0.0])
-    backoff.connected(100.0)
-    assert backoff.failed(105.0) == pytest.approx(2.0)  # up only 5 s: still at the cap
-    assert backoff.failures == 8
-    backoff.connected(200.0)
-    assert backoff.failed(210.0) == pytest.approx(0.1)  # stable 10 s: starts again
-    assert backoff.failures == 1
 
 
 async def test_connects_and_publishes_states(autojump_clock: trio.abc.Clock) -> None:
