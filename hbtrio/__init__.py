@@ -30,6 +30,7 @@ from .events import CandleUpdate as CandleUpdate
 from .events import ConnectionStateChanged as ConnectionStateChanged
 from .events import ErrorEvent as ErrorEvent
 from .events import Event as Event
+from .events import EventEngine as EventEngine
 from .events import MarketTrades as MarketTrades
 from .events import OrderBookUpdate as OrderBookUpdate
 from .events import OrderUpdate as OrderUpdate
@@ -67,6 +68,7 @@ __all__ = [
     "ConnectionStateChanged",
     "ErrorEvent",
     "Event",
+    "EventEngine",
     "HbtrioError",
     "InputValidationError",
     "InsufficientFunds",
