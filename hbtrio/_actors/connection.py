@@ -306,9 +306,11 @@ class ConnectionActor:
 
     async def _pinger(self, transport: WsTransport) -> None:
         ping = encode_ping()
+        next_ping = trio.current_time() + self._config.ping_interval
         while True:
-            await trio.sleep(self._config.ping_interval)
+            await trio.sleep_until(next_ping)
             sent_at = trio.current_time()
+            next_ping = sent_at + self._config.ping_interval
             await transport.send(ping)
             await trio.sleep(self._pong_timeout)
             if self._last_rx < sent_at:
