@@ -79,7 +79,7 @@ async def running(
 
 async def until(predicate: Any, step: float = 0.01, limit: float = 60.0) -> None:
     with trio.fail_after(limit):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - polling is exact under autojump_clock
             await trio.sleep(step)
 
 
