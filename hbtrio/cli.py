@@ -2,6 +2,9 @@
 
 Each sub-command lives in its own module and registers itself through
 :data:`_COMMANDS`; this module only builds the parser and dispatches.
+Only the module of the command being run is imported, so a missing optional
+extra of one command never breaks another, and ``hbtrio --help`` lists every
+command without importing any of them.
 """
 
 from __future__ import annotations
@@ -10,30 +13,98 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 # name -> (module, help). The module provides ``add_arguments(parser)`` and
 # ``run(args) -> int``. Modules are imported lazily so that ``hbtrio --help``
 # stays fast and optional extras are needed only by the commands that use them.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("hbtrio.sim.cli", "run the Hummingbot-API-compatible simulator"),
+    "demo": ("hbtrio.demo", "run the simulator in-process and show the client at work"),
+    "daemon": ("hbtrio.daemon.cli", "run the supervised background client"),
+    "balances": ("hbtrio._cli_ops.balances", "show account balances"),
+    "book": ("hbtrio._cli_ops.book", "show an order book"),
+    "orders": ("hbtrio._cli_ops.orders", "list open orders (or the order history)"),
+    "place": ("hbtrio._cli_ops.place", "place an order"),
+    "cancel": ("hbtrio._cli_ops.cancel", "cancel an order, or every open order"),
 }
 
+# Top-level module of an optional dependency -> the extra that installs it.
+_EXTRAS: dict[str, str] = {
+    "hypercorn": "sim",
+    "trustme": "sim",
+    "prometheus_client": "daemon",
+    "matplotlib": "bench",
+    "psutil": "bench",
+    "hummingbot_api_client": "bench",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every sub-command.
+EXIT_USAGE = 2
+"""Exit code of a usage or configuration error (also argparse's)."""
+
+
+class MissingExtra(Exception):
+    """A command needs an optional extra that is not installed.
+
+    Args:
+        command: The command being run.
+        extra: The name of the extra to install (``sim``, ``daemon``, ...).
+    """
+
+    def __init__(self, command: str, extra: str) -> None:
+        super().__init__(
+            f"hbtrio {command}: this command needs an optional extra: install hbtrio[{extra}]"
+        )
+        self.command = command
+        self.extra = extra
+
+
+def _load(command: str) -> ModuleType:
+    module_name = _COMMANDS[command][0]
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        extra = _EXTRAS.get(missing)
+        if extra is None:
+            raise
+        raise MissingExtra(command, extra) from exc
+
+
+def _selected_command(argv: Sequence[str]) -> str | None:
+    for token in argv:
+        if token == "--":
+            return None
+        if not token.startswith("-"):
+            return token if token in _COMMANDS else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser.
+
+    Every sub-command is listed (with its help text); only ``command``'s module
+    is imported and gets its own arguments.
+
+    Args:
+        command: The sub-command whose arguments to add, or ``None`` for none.
 
     Returns:
         The parser.
+
+    Raises:
+        MissingExtra: ``command`` needs an optional extra that is not installed.
     """
     parser = argparse.ArgumentParser(prog="hbtrio", description="Hummingbot API client for Trio")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, help_text) in _COMMANDS.items():
-        module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+    for name, (_module_name, help_text) in _COMMANDS.items():
+        parser_of_command = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = _load(name)
+            module.add_arguments(parser_of_command)
+            parser_of_command.set_defaults(_run=module.run)
     return parser
 
 
@@ -44,11 +115,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The process exit code.
+        The process exit code (``2`` for a usage error or a missing extra).
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    code: int = args._run(args)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(_selected_command(arguments))
+    except MissingExtra as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        args = parser.parse_args(arguments)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        code: int = args._run(args)
+    except KeyboardInterrupt:
+        return 130
     return code
 
 

@@ -1,0 +1,189 @@
+"""Event sinks: JSON Lines to a size-rotated file, or to standard output.
+
+Each event is written as one line, ``msgspec.json.encode(event)``: events are
+tagged structs, so the ``type`` field tells them apart and
+:data:`hbtrio.events.EVENT_DECODER` reads them back.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Protocol
+
+import msgspec
+
+from ..events import Event
+from .config import SinkConfig
+
+__all__ = ["JsonLinesFileSink", "Sink", "StdoutSink", "open_sink"]
+
+_ENCODER = msgspec.json.Encoder()
+
+
+class Sink(Protocol):
+    """Where the daemon writes the events it receives."""
+
+    written: int
+    """Number of events written so far."""
+
+    def write(self, event: Event) -> None:
+        """Write one event (buffered).
+
+        Args:
+            event: The event.
+        """
+
+    def flush(self) -> None:
+        """Push buffered lines to the operating system."""
+
+    def close(self) -> None:
+        """Flush and release the sink; further writes are errors."""
+
+
+class JsonLinesFileSink:
+    """JSON Lines written to a file, rotated by size.
+
+    The file is opened for appending, so a restarted daemon continues it. When a
+    line would make it exceed ``max_bytes`` the file is renamed ``path.1`` (the
+    older ``path.1`` .. ``path.N-1`` shift up by one, ``path.N`` is dropped) and
+    a new file is started. With ``backups = 0`` the file is truncated instead.
+
+    Args:
+        path: The file.
+        max_bytes: Size limit of one file (``0``: never rotate).
+        backups: Number of rotated files to keep.
+
+    Attributes:
+        written: Number of events written.
+        rotations: Number of rotations done.
+    """
+
+    def __init__(self, path: str, *, max_bytes: int = 0, backups: int = 5) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.written = 0
+        self.rotations = 0
+        self._handle: IO[bytes] | None = None
+        self._size = 0
+        self._open()
+
+    def _open(self) -> None:
+        self._handle = open(self.path, "ab")  # noqa: SIM115 - owned by the sink
+        self._size = self._handle.tell()
+
+    def _rotate(self) -> None:
+        assert self._handle is not None
+        self._handle.close()
+        self._handle = None
+        if self.backups > 0:
+            for index in range(self.backups - 1, 0, -1):
+                older = f"{self.path}.{index}"
+                if os.path.exists(older):
+                    os.replace(older, f"{self.path}.{index + 1}")
+            os.replace(self.path, f"{self.path}.1")
+        else:
+            os.truncate(self.path, 0)
+        self.rotations += 1
+        self._open()
+
+    def write(self, event: Event) -> None:
+        """Write one event as one line.
+
+        Args:
+            event: The event.
+
+        Raises:
+            ValueError: The sink is closed.
+        """
+        line = _ENCODER.encode(event) + b"\n"
+        self.write_line(line)
+
+    def write_line(self, line: bytes) -> None:
+        """Write one already encoded line (ending with a newline).
+
+        Args:
+            line: The line.
+
+        Raises:
+            ValueError: The sink is closed.
+        """
+        if self._handle is None:
+            raise ValueError("sink is closed")
+        if self.max_bytes and self._size and self._size + len(line) > self.max_bytes:
+            self._rotate()
+            assert self._handle is not None
+        self._handle.write(line)
+        self._size += len(line)
+        self.written += 1
+
+    def flush(self) -> None:
+        """Push buffered lines to the operating system."""
+        if self._handle is not None:
+            self._handle.flush()
+
+    def close(self) -> None:
+        """Flush and close the file (idempotent)."""
+        if self._handle is not None:
+            self._handle.flush()
+            self._handle.close()
+            self._handle = None
+
+
+class StdoutSink:
+    """JSON Lines written to standard output.
+
+    Args:
+        stream: Binary stream to write to (default: ``sys.stdout.buffer``).
+
+    Attributes:
+        written: Number of events written.
+    """
+
+    def __init__(self, stream: IO[bytes] | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout.buffer
+        self._closed = False
+        self.written = 0
+
+    def write(self, event: Event) -> None:
+        """Write one event as one line.
+
+        Args:
+            event: The event.
+
+        Raises:
+            ValueError: The sink is closed.
+        """
+        if self._closed:
+            raise ValueError("sink is closed")
+        self._stream.write(_ENCODER.encode(event) + b"\n")
+        self.written += 1
+
+    def flush(self) -> None:
+        """Flush standard output."""
+        if not self._closed:
+            self._stream.flush()
+
+    def close(self) -> None:
+        """Flush; standard output itself stays open (idempotent)."""
+        if not self._closed:
+            self._stream.flush()
+            self._closed = True
+
+
+def open_sink(config: SinkConfig) -> JsonLinesFileSink | StdoutSink:
+    """Open the sink a configuration describes.
+
+    Args:
+        config: The sink configuration.
+
+    Returns:
+        The sink, ready for writing.
+
+    Raises:
+        OSError: The file cannot be opened.
+    """
+    if config.path == "-":
+        return StdoutSink()
+    return JsonLinesFileSink(config.path, max_bytes=config.max_bytes, backups=config.backups)
