@@ -16,12 +16,14 @@ KINDS = st.sampled_from(list(RequestKind))
 def test_ack_after_heartbeats_and_foreign_acks() -> None:
     c = Correlator()
     token = c.start("subscribe", "trades_x_A-B", now=0.0, deadline=5.0)
-    assert c.busy and c.pending is not None and c.pending.token == token
+    pending = c.pending
+    assert pending is not None and pending.token == token
     assert c.feed_ack("subscribe", "order_book_x_A-B") is None  # foreign id
     assert c.feed_ack("unsubscribe", "trades_x_A-B") is None  # wrong kind
     match = c.feed_ack(RequestKind.SUBSCRIBE, "trades_x_A-B")
+    assert match is not None
     assert match == Match(match.request, True) and match.token == token
-    assert match.request.started == 0.0 and not c.busy
+    assert match.request.started == 0.0 and c.pending is None
     assert c.feed_ack("subscribe", "trades_x_A-B") is None  # duplicate ack ignored
 
 

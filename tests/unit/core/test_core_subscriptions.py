@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -28,7 +30,9 @@ CANDLES = candles_key("binance", "BTC-USDT", "1m")
 
 def ack_all(subs: SubscriptionSet, actions: list[Action]) -> None:
     for action in actions:
-        kind = "subscribe" if isinstance(action, Subscribe) else "unsubscribe"
+        kind: Literal["subscribe", "unsubscribe"] = (
+            "subscribe" if isinstance(action, Subscribe) else "unsubscribe"
+        )
         assert subs.on_ack(action.subscription_id, kind)
 
 
@@ -223,7 +227,9 @@ class SubscriptionMachine(RuleBasedStateMachine):
         if fail:
             assert self.subs.on_failed(action.subscription_id)
         else:
-            kind = "subscribe" if isinstance(action, Subscribe) else "unsubscribe"
+            kind: Literal["subscribe", "unsubscribe"] = (
+                "subscribe" if isinstance(action, Subscribe) else "unsubscribe"
+            )
             assert self.subs.on_ack(action.subscription_id, kind)
 
     @rule()
