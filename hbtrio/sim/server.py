@@ -1,0 +1,207 @@
+"""Running the simulator: :func:`serve` and :class:`SimInfo`.
+
+The server is hypercorn's Trio worker (HTTP/1.1 only, TLS from the files of
+:mod:`hbtrio.sim.tls`) around the lean ASGI app of :mod:`hbtrio.sim.app`, plus one
+task driving the simulated liquidity at ``book_change_rate`` changes per second
+per market.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .app import SimApp
+from .liquidity import Simulation
+from .state import Quirks, SimSettings, SimState
+from .tls import ensure_certs
+from .ws import GOING_AWAY, MarketSignals, market_data_session
+
+__all__ = ["SimInfo", "serve"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimInfo:
+    """Where a started simulator listens.
+
+    Attributes:
+        host: Listen host.
+        port: Listen port (the real one when 0 was asked for).
+        ca_path: CA certificate to verify the server with (``None`` without TLS).
+        url: Base URL of the REST API, e.g. ``https://127.0.0.1:8000``.
+        ws_url: URL of the market-data WebSocket.
+        api_key: The credential pair ``user:password`` (not shown by ``repr``).
+        state: The live simulator state: ``state.order_log`` is every order it
+            accepted (``OrderLogEntry(order_id, request, accepted_at)``),
+            ``state.engine`` the matching engine (orders, fills, balances).
+    """
+
+    host: str
+    port: int
+    ca_path: str | None
+    url: str
+    ws_url: str
+    api_key: str = field(repr=False)
+    state: SimState = field(repr=False, compare=False)
+
+
+async def _drive_liquidity(simulation: Simulation, rate: float) -> None:
+    if rate <= 0:
+        return
+    period = 1.0 / rate
+    start = trio.current_time()
+    done = 0
+    while True:
+        due = int((trio.current_time() - start) * rate) - done
+        if due > 0:
+            # never more than one second of backlog at once: a busy server skips changes
+            for _ in range(min(due, max(1, math.ceil(rate)))):
+                simulation.step()
+            done += due
+        await trio.sleep(max(period, 0.0005))
+
+
+async def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    api_key: str = "admin:admin",
+    seed: int = 0,
+    tls: bool = True,
+    cert_dir: str | Path | None = None,
+    ca_out: str | Path | None = None,
+    quirks: Quirks = "faithful",
+    heartbeat_interval: float = 30.0,
+    min_update_interval: float = 0.25,
+    book_change_rate: float = 10.0,
+    latency_ms: float = 0.0,
+    error_rate: float = 0.0,
+    drop_ws_after_s: float | None = None,
+    drop_ws_after_msgs: int | None = None,
+    stall_rate: float = 0.0,
+    idle_timeout: float = 5.0,
+    terminal_linger: float = 1.0,
+    shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+    task_status: trio.TaskStatus[SimInfo] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a simulator until cancelled or until ``shutdown_trigger`` returns.
+
+    Use it as ``info = await nursery.start(partial(serve, ...))``.
+
+    Args:
+        host: Listen address.
+        port: Listen port; 0 picks a free one (see ``SimInfo.port``).
+        api_key: The HTTP Basic credential pair ``user:password``.
+        seed: Seed of the simulated liquidity and of fault injection.
+        tls: Serve HTTPS/WSS (default) or plain HTTP/WS.
+        cert_dir: Directory keeping the CA and server certificate (reused when
+            present). ``None``: a temporary directory removed on exit.
+        ca_out: Also write the CA certificate there.
+        quirks: ``"faithful"`` or ``"real"`` (the real server's known defects).
+        heartbeat_interval: Seconds between WebSocket heartbeats.
+        min_update_interval: Lowest WebSocket ``update_interval`` (0 allowed).
+        book_change_rate: Book changes per second per market.
+        latency_ms: Milliseconds added before every REST answer.
+        error_rate: Share of REST answers that are a 503 (request not processed)
+            or a 500 (request processed, answer lost).
+        drop_ws_after_s: Close every WebSocket (1001) after this many seconds.
+        drop_ws_after_msgs: Close every WebSocket (1001) after it sent this many messages.
+        stall_rate: Share of REST requests processed but never answered.
+        idle_timeout: Seconds after which an idle kept-alive connection is closed.
+        terminal_linger: Seconds a finished order stays listed by ``orders/active``.
+        shutdown_trigger: Awaited; when it returns, WebSockets are closed with
+            1001 and the server stops gracefully.
+        task_status: Receives the :class:`SimInfo` once listening.
+    """
+    from hypercorn.config import Config
+    from hypercorn.trio import serve as hypercorn_serve
+
+    settings = SimSettings(
+        api_key=api_key,
+        seed=seed,
+        quirks=quirks,
+        heartbeat_interval=heartbeat_interval,
+        min_update_interval=min_update_interval,
+        book_change_rate=book_change_rate,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        drop_ws_after_s=drop_ws_after_s,
+        drop_ws_after_msgs=drop_ws_after_msgs,
+        stall_rate=stall_rate,
+    )
+    simulation = Simulation(
+        seed=seed, book_change_rate=book_change_rate, terminal_linger=terminal_linger
+    )
+    state = SimState(settings, simulation)
+    signals = MarketSignals()
+    simulation.engine.listeners.append(signals)
+    app = SimApp(state, partial(market_data_session, state, signals))
+
+    config = Config()
+    bind_host = f"[{host}]" if ":" in host else host
+    config.bind = [f"{bind_host}:{port}"]
+    config.keep_alive_timeout = idle_timeout
+    config.keep_alive_max_requests = 2**62
+    config.loglevel = "WARNING"
+    config.accesslog = None
+    config.alpn_protocols = ["http/1.1"]
+    config.graceful_timeout = 1.0
+    config.websocket_ping_interval = None
+
+    temp_dir: str | None = None
+    ca_path: str | None = None
+    if tls:
+        if cert_dir is None:
+            temp_dir = tempfile.mkdtemp(prefix="hbtrio-sim-certs-")
+            cert_dir = temp_dir
+        paths = ensure_certs(Path(cert_dir), host, Path(ca_out) if ca_out is not None else None)
+        config.certfile = str(paths.cert)
+        config.keyfile = str(paths.key)
+        ca_path = str(Path(ca_out) if ca_out is not None else paths.ca)
+
+    async def graceful() -> None:
+        if shutdown_trigger is None:
+            await trio.sleep_forever()
+        else:
+            await shutdown_trigger()
+        for closer in list(state.ws_closers):
+            closer(GOING_AWAY)
+        with trio.move_on_after(0.5):
+            while state.ws_closers:  # noqa: ASYNC110 - sessions end on their own
+                await trio.sleep(0.01)
+
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
+                await hypercorn_serve(  # type: ignore[call-overload]
+                    app, config, shutdown_trigger=graceful, task_status=task_status
+                )
+                nursery.cancel_scope.cancel()
+
+            binds: list[str] = await nursery.start(run_server)
+            real_port = int(binds[0].rsplit(":", 1)[1])
+            scheme = "https" if tls else "http"
+            authority = f"{bind_host}:{real_port}"
+            info = SimInfo(
+                host=host,
+                port=real_port,
+                ca_path=ca_path,
+                url=f"{scheme}://{authority}",
+                ws_url=f"{'wss' if tls else 'ws'}://{authority}/ws/market-data",
+                api_key=api_key,
+                state=state,
+            )
+            nursery.start_soon(_drive_liquidity, simulation, book_change_rate)
+            task_status.started(info)
+    finally:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)

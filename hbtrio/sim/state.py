@@ -1,0 +1,145 @@
+"""Settings and live state of one running simulator.
+
+:class:`SimSettings` is what ``serve()`` was asked for; :class:`SimState` is what
+the server shares between its HTTP handlers, its WebSocket sessions and the
+liquidity driver. Tests reach it as ``SimInfo.state``: ``state.order_log`` lists
+every order the simulator accepted (id and request), ``state.engine`` the
+matching engine with every order, fill and balance.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .engine import Engine, Market
+from .liquidity import Simulation
+
+__all__ = ["OrderLogEntry", "SimSettings", "SimState"]
+
+Quirks = Literal["faithful", "real"]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SimSettings:
+    """What one simulator was started with.
+
+    Attributes:
+        api_key: The credential pair ``user:password`` (never shown by ``repr``).
+        seed: Random seed of liquidity and fault injection.
+        quirks: ``"faithful"`` (a correct server) or ``"real"`` (the real server's
+            known defects of protocol.md section 6).
+        heartbeat_interval: Seconds between WebSocket heartbeats.
+        min_update_interval: Lowest WebSocket ``update_interval`` (clamp), seconds.
+        max_update_interval: Highest WebSocket ``update_interval`` (clamp), seconds.
+        book_change_rate: Book changes per second per market.
+        latency_ms: Milliseconds added before every REST answer.
+        error_rate: Share of REST answers replaced by a 500 or 503.
+        drop_ws_after_s: Close every WebSocket this many seconds after it opened.
+        drop_ws_after_msgs: Close every WebSocket after it sent this many messages.
+        stall_rate: Share of REST answers never sent.
+        portfolio_cache_s: Age after which ``--quirks real`` refreshes its cached portfolio.
+    """
+
+    api_key: str = "admin:admin"
+    seed: int = 0
+    quirks: Quirks = "faithful"
+    heartbeat_interval: float = 30.0
+    min_update_interval: float = 0.25
+    max_update_interval: float = 60.0
+    book_change_rate: float = 10.0
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    drop_ws_after_s: float | None = None
+    drop_ws_after_msgs: int | None = None
+    stall_rate: float = 0.0
+    portfolio_cache_s: float = 300.0
+
+    def __repr__(self) -> str:
+        return (
+            f"SimSettings(seed={self.seed}, quirks={self.quirks!r}, "
+            f"heartbeat_interval={self.heartbeat_interval}, "
+            f"min_update_interval={self.min_update_interval}, "
+            f"book_change_rate={self.book_change_rate}, latency_ms={self.latency_ms}, "
+            f"error_rate={self.error_rate}, drop_ws_after_s={self.drop_ws_after_s}, "
+            f"drop_ws_after_msgs={self.drop_ws_after_msgs}, stall_rate={self.stall_rate})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLogEntry:
+    """One order the simulator accepted (answered ``201``).
+
+    Attributes:
+        order_id: The client order id it generated.
+        request: The decoded JSON request body, as received.
+        accepted_at: Epoch seconds of acceptance.
+    """
+
+    order_id: str
+    request: dict[str, Any]
+    accepted_at: float
+
+
+@dataclass(eq=False)
+class SimState:
+    """Everything one running simulator shares between its tasks.
+
+    Attributes:
+        settings: The settings.
+        simulation: Engine plus liquidity models.
+        order_log: Every order accepted by ``POST /trading/orders``, oldest first.
+        fault_rng: Random source of fault injection (seeded).
+        ws_closers: Callables closing each live WebSocket session (shutdown uses them).
+        portfolio_cache: ``(time, state)`` of the ``--quirks real`` portfolio cache.
+        change_hooks: Per-market callbacks run after every book or trade change.
+    """
+
+    settings: SimSettings
+    simulation: Simulation
+    order_log: list[OrderLogEntry] = field(default_factory=list)
+    fault_rng: random.Random = field(default_factory=random.Random)
+    ws_closers: set[Callable[[int], None]] = field(default_factory=set)
+    portfolio_cache: tuple[float, dict[str, Any]] | None = None
+    change_hooks: list[Callable[[Market], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.fault_rng = random.Random(f"{self.settings.seed}:faults")
+        user, _, password = self.settings.api_key.partition(":")
+        self._user = user.encode()
+        self._password = password.encode()
+        self._basic = base64.b64encode(self.settings.api_key.encode())
+
+    @property
+    def engine(self) -> Engine:
+        """The matching engine."""
+        return self.simulation.engine
+
+    def check_basic(self, token: bytes) -> bool:
+        """Compare a Basic token (base64 of ``user:password``) in constant time.
+
+        Args:
+            token: The base64 text after ``Basic``.
+
+        Returns:
+            Whether it is the configured credential pair.
+        """
+        return hmac.compare_digest(token.strip(), self._basic)
+
+    def check_pair(self, user: str, password: str) -> bool:
+        """Compare a user name and password in constant time (both are compared).
+
+        Args:
+            user: User name.
+            password: Password.
+
+        Returns:
+            Whether both match.
+        """
+        ok_user = hmac.compare_digest(user.encode(), self._user)
+        ok_password = hmac.compare_digest(password.encode(), self._password)
+        return ok_user and ok_password
