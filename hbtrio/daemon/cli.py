@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"hbtrio daemon: configuration OK: {config.source}")
         return EXIT_OK
-    daemon = Daemon(config, logger)
+    daemon = Daemon(config, logger, hard_exit=True)
     try:
         return trio.run(daemon.run)
     except KeyboardInterrupt:  # a signal before the handlers were installed

@@ -83,6 +83,9 @@ class Daemon:
         sink: The sink (default: opened from ``config.sink``).
         metrics: The metrics (default: new, with ``config.health.stale_after``).
         handle_signals: Install SIGINT/SIGTERM handling (main thread only).
+        hard_exit: When a graceful stop overruns ``supervisor.stop_timeout``, end
+            the process (``os._exit``) once the sink is flushed, instead of
+            waiting for the rest (for the command line; tests leave it off).
 
     Attributes:
         metrics: Health state and counters.
@@ -100,6 +103,7 @@ class Daemon:
         sink: Sink | None = None,
         metrics: DaemonMetrics | None = None,
         handle_signals: bool = True,
+        hard_exit: bool = False,
     ) -> None:
         self.config = config
         self.log = logger
@@ -107,6 +111,8 @@ class Daemon:
         self._sink = sink
         self.metrics = metrics or DaemonMetrics(stale_after=config.health.stale_after)
         self._handle_signals = handle_signals
+        self._hard_exit = hard_exit
+        self._finished = False
         self.engine = EventEngine(grace=5.0, overflow=config.supervisor.buffer * 10)
         self.metrics.watch_engine(lambda: self.engine.stats)
         self.received = 0
@@ -162,7 +168,6 @@ class Daemon:
                     extra={"fields": {"path": self.config.sink.path, "error": exc.strerror}},
                 )
                 return EXIT_CONFIG
-        sink = self._sink
         try:
             async with trio.open_nursery() as nursery:
                 if self._handle_signals:
@@ -213,18 +218,24 @@ class Daemon:
                 await self._shutdown()
                 nursery.cancel_scope.cancel()
         finally:
-            sink.close()
-            self.log.info(
-                "daemon stopped",
-                extra={
-                    "fields": {
-                        "events_received": self.received,
-                        "events_written": sink.written,
-                        "exit_code": self.exit_code,
-                    }
-                },
-            )
+            self._finish()
         return self.exit_code
+
+    def _finish(self) -> None:
+        if self._finished or self._sink is None:
+            return
+        self._finished = True
+        self._sink.close()
+        self.log.info(
+            "daemon stopped",
+            extra={
+                "fields": {
+                    "events_received": self.received,
+                    "events_written": self._sink.written,
+                    "exit_code": self.exit_code,
+                }
+            },
+        )
 
     async def _shutdown(self) -> None:
         self.log.info("stopping")
@@ -236,6 +247,10 @@ class Daemon:
         if deadline.cancelled_caught:
             self.log.warning("stop took too long; writing what was received and exiting")
             self._drain_now()
+            self._finish()
+            if self._hard_exit:
+                logging.shutdown()
+                os._exit(self.exit_code)
 
     def _drain_now(self) -> None:
         subscription = getattr(self, "_subscription", None)
