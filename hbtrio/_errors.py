@@ -108,6 +108,7 @@ class InputValidationError(HbtrioError, ValueError):
         argument: Name of the offending argument.
         rule: The rule it broke.
         detail: Structured details (e.g. a server's 422 list), when any.
+        **kw: Further structured details as for :class:`HbtrioError`.
 
     Attributes:
         argument: Name of the offending argument.
@@ -225,6 +226,12 @@ class OrderRejected(OrderError):
 class OrderOutcomeUnknown(OrderError):
     """The order was sent, its answer was lost, and reconciliation could not tell
     whether it was created.
+
+    Args:
+        message: What is known of the outcome.
+        candidates: Orders that matched the request during reconciliation.
+        **kw: The order details (``request``, ``order_id``, ``reason``) and the
+            structured details as for :class:`OrderError`.
 
     Attributes:
         candidates: Orders that matched the request during reconciliation (empty
