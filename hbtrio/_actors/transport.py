@@ -23,6 +23,7 @@ import trio_websocket
 
 from .._config import ClientConfig
 from .._errors import AuthenticationFailed, ConnectionFailed
+from .tls import make_ssl_context
 
 __all__ = [
     "Dialer",
@@ -86,22 +87,18 @@ Dialer = Callable[[], AbstractAsyncContextManager[WsTransport]]
 
 
 def make_ws_ssl_context(config: ClientConfig) -> ssl.SSLContext:
-    """Build the TLS context used to verify the server.
-
-    Uses ``hbtrio._actors.tls.make_ssl_context`` when that module exists (so REST
-    and WebSocket verify alike), else a default context with ``config.ca_file``.
+    """Build the TLS context used to verify the server (REST and WebSocket alike).
 
     Args:
         config: The client configuration.
 
     Returns:
-        A verifying client-side SSL context.
+        A verifying client-side SSL context (from ``tls.make_ssl_context``, or a
+        default context with ``config.ca_file`` when TLS is off in ``config``).
     """
-    try:
-        from . import tls  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:  # pragma: no cover - depends on the rest layer's progress
+    context = make_ssl_context(config)
+    if context is None:
         return ssl.create_default_context(cafile=config.ca_file)
-    context: ssl.SSLContext = tls.make_ssl_context(config)
     return context
 
 
