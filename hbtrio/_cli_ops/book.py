@@ -1,0 +1,80 @@
+"""``hbtrio book EXCHANGE MARKET [--depth N]``: an order book, bids beside asks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .common import (
+    Output,
+    add_connection_arguments,
+    execute,
+    fmt_decimal,
+    fmt_time,
+    format_table,
+    positive_int,
+)
+
+__all__ = ["add_arguments", "render_book", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments.
+
+    Args:
+        parser: The command's parser.
+    """
+    parser.add_argument("exchange", metavar="EXCHANGE", help="connector, e.g. binance")
+    parser.add_argument("market", metavar="MARKET", help="trading pair, e.g. BTC-USDT")
+    parser.add_argument("--depth", "-d", type=positive_int, default=10, help="levels per side")
+    add_connection_arguments(parser)
+
+
+def render_book(book: Any, depth: int | None = None) -> str:
+    """An order book as text: a title line, then bids and asks side by side.
+
+    Args:
+        book: A :class:`hbtrio.OrderBook`.
+        depth: Levels per side to show (default: all).
+
+    Returns:
+        The text.
+    """
+    bids = list(book.bids)[:depth]
+    asks = list(book.asks)[:depth]
+    title = f"{book.exchange} {book.market}  {fmt_time(book.timestamp)} UTC"
+    if bids and asks:
+        spread = asks[0].price - bids[0].price
+        title += f"  spread {fmt_decimal(spread)}"
+    rows = []
+    for i in range(max(len(bids), len(asks))):
+        bid = bids[i] if i < len(bids) else None
+        ask = asks[i] if i < len(asks) else None
+        rows.append(
+            (
+                fmt_decimal(bid.amount) if bid else "",
+                fmt_decimal(bid.price) if bid else "",
+                fmt_decimal(ask.price) if ask else "",
+                fmt_decimal(ask.amount) if ask else "",
+            )
+        )
+    if not rows:
+        return title + "\n(empty book)"
+    return title + "\n" + format_table(("BID SIZE", "BID", "ASK", "ASK SIZE"), rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the order book.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        The exit code.
+    """
+
+    async def body(client: Any) -> Output:
+        book = await client.get_order_book(args.exchange, args.market, depth=args.depth)
+        return Output(book, render_book(book, args.depth))
+
+    return execute(args, "book", body)

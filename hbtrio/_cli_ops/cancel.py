@@ -1,0 +1,62 @@
+"""``hbtrio cancel ORDER_ID --exchange X --market M`` or ``hbtrio cancel --all [--exchange X]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .common import EXIT_USAGE, Output, add_connection_arguments, execute
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments.
+
+    Args:
+        parser: The command's parser.
+    """
+    parser.add_argument("order_id", metavar="ORDER_ID", nargs="?", help="the order to cancel")
+    parser.add_argument("--all", action="store_true", help="cancel every open order")
+    parser.add_argument("--exchange", "-e", help="connector (required with ORDER_ID)")
+    parser.add_argument("--market", "-m", help="trading pair (required with ORDER_ID)")
+    add_connection_arguments(parser)
+
+
+def _usage_error(message: str) -> int:
+    print(f"hbtrio cancel: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run(args: argparse.Namespace) -> int:
+    """Cancel one order or all of them.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        The exit code.
+    """
+    if args.all and args.order_id:
+        return _usage_error("give either ORDER_ID or --all, not both")
+    if not args.all and not args.order_id:
+        return _usage_error("give ORDER_ID (with --exchange and --market) or --all")
+    if args.order_id and (not args.exchange or not args.market):
+        return _usage_error("ORDER_ID needs --exchange and --market")
+
+    async def body(client: Any) -> Output:
+        if args.all:
+            cancelled = list(
+                await client.cancel_all_orders(exchange=args.exchange, market=args.market)
+            )
+            text = (
+                "\n".join(f"cancel requested: {order_id}" for order_id in cancelled)
+                if cancelled
+                else "no open orders"
+            )
+            return Output({"cancelled": cancelled}, text)
+        await client.cancel_order(args.order_id, exchange=args.exchange, market=args.market)
+        return Output({"cancelled": [args.order_id]}, f"cancel requested: {args.order_id}")
+
+    return execute(args, "cancel", body)

@@ -1,0 +1,417 @@
+"""What the operator commands share: connection options, errors, output.
+
+Configuration comes from the ``HBTRIO_*`` environment variables
+(:meth:`hbtrio.ClientConfig.from_env`), overridden by ``--host``, ``--port``,
+``--ca-file``, ``--no-tls``, ``--timeout``, ``--retries`` and ``--account``.
+The API key is never taken from a flag: it comes from ``HBTRIO_API_KEY`` or
+from ``--api-key-file`` (a file readable by its owner only).
+
+Exit codes: 0 success, 1 the request failed (rejected order, unknown order,
+server error), 2 bad arguments or configuration, 3 authentication failed,
+4 the server could not be reached or did not answer in time, 130 interrupted.
+Errors are one line on standard error, never a traceback, never the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, TextIO
+
+import msgspec
+import trio
+
+from .._config import ClientConfig
+from .._errors import (
+    AuthenticationFailed,
+    ConfigError,
+    ConnectionFailed,
+    HbtrioError,
+    InputValidationError,
+    RequestTimeout,
+)
+from ..daemon.config import DaemonConfigError, read_key_file
+from ..daemon.logs import RedactingFilter, secrets_of
+
+__all__ = [
+    "EXIT_AUTH",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "Output",
+    "add_connection_arguments",
+    "build_config",
+    "decimal_arg",
+    "execute",
+    "format_table",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_UNREACHABLE = 4
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What a command prints: ``data`` as JSON with ``--json``, else ``text``.
+
+    Attributes:
+        data: Any msgspec-encodable value (structs, lists, dicts).
+        text: The human-readable form.
+        code: The exit code.
+    """
+
+    data: Any
+    text: str
+    code: int = EXIT_OK
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type of a positive integer.
+
+    Args:
+        text: The argument.
+
+    Returns:
+        The integer.
+
+    Raises:
+        argparse.ArgumentTypeError: Not an integer >= 1.
+    """
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
+    return value
+
+
+def port_arg(text: str) -> int:
+    """``argparse`` type of a TCP port.
+
+    Args:
+        text: The argument.
+
+    Returns:
+        The port.
+
+    Raises:
+        argparse.ArgumentTypeError: Not an integer in 1..65535.
+    """
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be in 1..65535: {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """``argparse`` type of a finite number >= 0.
+
+    Args:
+        text: The argument.
+
+    Returns:
+        The number.
+
+    Raises:
+        argparse.ArgumentTypeError: Not a finite number >= 0.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text}")
+    return value
+
+
+def decimal_arg(text: str) -> Decimal:
+    """``argparse`` type of a positive decimal amount or price.
+
+    Args:
+        text: The argument, e.g. ``0.01``.
+
+    Returns:
+        The decimal.
+
+    Raises:
+        argparse.ArgumentTypeError: Not a finite decimal > 0.
+    """
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0: {text}")
+    return value
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the connection options and ``--json``.
+
+    Args:
+        parser: The command's parser.
+    """
+    group = parser.add_argument_group(
+        "connection (defaults from HBTRIO_HOST, HBTRIO_PORT, HBTRIO_CA_FILE, ...)"
+    )
+    group.add_argument("--host", help="server host (HBTRIO_HOST)")
+    group.add_argument("--port", type=port_arg, help="server port (HBTRIO_PORT)")
+    group.add_argument("--ca-file", metavar="PEM", help="CA bundle to verify the server with")
+    group.add_argument(
+        "--no-tls", action="store_true", help="plain HTTP (loopback development servers only)"
+    )
+    group.add_argument(
+        "--timeout", type=non_negative_float, metavar="SECONDS", help="per request attempt"
+    )
+    group.add_argument("--retries", type=int, metavar="N", help="further attempts (>= 0)")
+    group.add_argument("--account", help="Hummingbot account (HBTRIO_ACCOUNT)")
+    group.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="file holding 'user:password', mode 600 (default: HBTRIO_API_KEY)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
+
+def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> ClientConfig:
+    """The client configuration from the environment and the flags.
+
+    Args:
+        args: Parsed arguments (see :func:`add_connection_arguments`).
+        environ: Environment (default ``os.environ``).
+
+    Returns:
+        The configuration.
+
+    Raises:
+        ConfigError: A value is missing or invalid.
+        DaemonConfigError: The key file is unreadable or too open.
+    """
+    env = dict(os.environ if environ is None else environ)
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.ca_file is not None:
+        overrides["ca_file"] = args.ca_file
+    if args.no_tls:
+        overrides["tls"] = False
+        env.pop("HBTRIO_CA_FILE", None)
+    if args.timeout is not None:
+        overrides["timeout"] = args.timeout
+    if args.retries is not None:
+        overrides["retries"] = args.retries
+    if args.account is not None:
+        overrides["account"] = args.account
+    if args.api_key_file is not None:
+        overrides["api_key"] = read_key_file(args.api_key_file)
+    elif "HBTRIO_API_KEY" not in env:
+        raise ConfigError("api_key", "required: set HBTRIO_API_KEY or pass --api-key-file FILE")
+    return ClientConfig.from_env(env, **overrides)
+
+
+def time_bound(config: ClientConfig) -> float:
+    """An outer deadline for one command: every attempt plus the backoff between them.
+
+    Args:
+        config: The configuration.
+
+    Returns:
+        Seconds, or ``inf`` when ``timeout`` is 0.
+    """
+    if config.timeout == 0:
+        return math.inf
+    attempts = config.retries + 1
+    return config.timeout * attempts * 2 + config.reconnect_max * attempts + 2.0
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain-text table; numbers are right-aligned.
+
+    Args:
+        headers: Column titles.
+        rows: Cells (converted with ``str``; ``None`` shows as ``-``).
+
+    Returns:
+        The table, one line per row, without a trailing newline.
+    """
+    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    numeric = [True] * len(headers)
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    for row in cells:
+        for i, cell in enumerate(row):
+            if cell != "-" and not _is_number(cell):
+                numeric[i] = False
+
+    def line(row: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(list(headers)), line(["-" * w for w in widths])]
+    out.extend(line(row) for row in cells)
+    return "\n".join(out)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        return False
+    return True
+
+
+def fmt_time(timestamp: float | None) -> str:
+    """A timestamp as ``YYYY-MM-DD HH:MM:SS`` UTC.
+
+    Args:
+        timestamp: Epoch seconds, or ``None``.
+
+    Returns:
+        The text (``-`` for ``None``).
+    """
+    if timestamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp))
+
+
+def fmt_decimal(value: Decimal | None) -> str:
+    """A decimal without exponent notation or trailing zeros.
+
+    Args:
+        value: The number, or ``None``.
+
+    Returns:
+        The text (``-`` for ``None``).
+    """
+    if value is None:
+        return "-"
+    text = format(value.normalize(), "f")
+    return text
+
+
+def _exit_code_of(exc: BaseException) -> int:
+    if isinstance(exc, ConfigError | InputValidationError | DaemonConfigError):
+        return EXIT_USAGE
+    if isinstance(exc, AuthenticationFailed):
+        return EXIT_AUTH
+    if isinstance(exc, ConnectionFailed | RequestTimeout | trio.TooSlowError):
+        return EXIT_UNREACHABLE
+    return EXIT_FAILED
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, trio.TooSlowError):
+        return "the server did not answer in time"
+    if isinstance(exc, DaemonConfigError):
+        return f"invalid --api-key-file: {exc.rule}"
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, HbtrioError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def report_error(
+    command: str, exc: BaseException, secrets: Sequence[str] = (), *, stream: TextIO | None = None
+) -> int:
+    """Print one line for an error and return its exit code.
+
+    Args:
+        command: The command's name.
+        exc: The error.
+        secrets: Strings to redact from the line.
+        stream: Where to print (default standard error).
+
+    Returns:
+        The exit code.
+    """
+    exc = _leaf(exc)
+    line = RedactingFilter(secrets).redact(f"hbtrio {command}: {_one_line(exc)}")
+    print(line, file=stream if stream is not None else sys.stderr)
+    return _exit_code_of(exc)
+
+
+def emit(output: Output, as_json: bool, stream: TextIO | None = None) -> None:
+    """Print a command's output.
+
+    Args:
+        output: The output.
+        as_json: JSON (``output.data``) instead of text.
+        stream: Where (default standard output).
+    """
+    target = stream if stream is not None else sys.stdout
+    if as_json:
+        target.write(msgspec.json.format(msgspec.json.encode(output.data), indent=2).decode())
+        target.write("\n")
+    elif output.text:
+        target.write(output.text.rstrip("\n") + "\n")
+    target.flush()
+
+
+def execute(
+    args: argparse.Namespace,
+    command: str,
+    body: Callable[[Any], Awaitable[Output]],
+    *,
+    open_client: Callable[..., Any] | None = None,
+) -> int:
+    """Connect, run a command's body with the client, print, and map errors.
+
+    Args:
+        args: Parsed arguments (connection options and ``--json``).
+        command: The command's name (for error lines).
+        body: Called with the connected client; returns what to print.
+        open_client: The client factory (default :func:`hbtrio.open_client`).
+
+    Returns:
+        The exit code.
+    """
+    try:
+        config = build_config(args)
+    except (ConfigError, DaemonConfigError) as exc:
+        return report_error(command, exc)
+    secrets = secrets_of(config.api_key)
+    if open_client is None:
+        import hbtrio
+
+        open_client = getattr(hbtrio, "open_client")  # noqa: B009
+    factory = open_client
+
+    async def main() -> Output:
+        with trio.fail_after(time_bound(config)):
+            async with factory(config) as client:
+                return await body(client)
+
+    try:
+        output = trio.run(main)
+    except KeyboardInterrupt:
+        print(f"hbtrio {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        return report_error(command, exc, secrets)
+    emit(output, args.json)
+    return output.code

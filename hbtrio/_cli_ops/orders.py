@@ -1,0 +1,129 @@
+"""``hbtrio orders [--exchange X] [--market M] [--history]``: open orders or history."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .common import (
+    EXIT_USAGE,
+    Output,
+    add_connection_arguments,
+    execute,
+    fmt_decimal,
+    fmt_time,
+    format_table,
+    positive_int,
+)
+
+__all__ = ["add_arguments", "render_orders", "run"]
+
+_STATUSES = (
+    "SUBMITTED",
+    "OPEN",
+    "PARTIALLY_FILLED",
+    "PENDING_CANCEL",
+    "FILLED",
+    "CANCELLED",
+    "FAILED",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments.
+
+    Args:
+        parser: The command's parser.
+    """
+    parser.add_argument("--exchange", "-e", help="only this connector")
+    parser.add_argument("--market", "-m", help="only this trading pair")
+    parser.add_argument(
+        "--history", action="store_true", help="the order history instead of open orders"
+    )
+    parser.add_argument(
+        "--status", type=str.upper, choices=_STATUSES, help="with --history: only this status"
+    )
+    parser.add_argument(
+        "--limit", type=positive_int, default=100, help="with --history: at most N orders"
+    )
+    add_connection_arguments(parser)
+
+
+def render_orders(orders: Sequence[Any]) -> str:
+    """Orders as a table.
+
+    Args:
+        orders: :class:`hbtrio.Order` values.
+
+    Returns:
+        The table (or ``no orders``).
+    """
+    if not orders:
+        return "no orders"
+    rows = [
+        (
+            o.order_id,
+            o.exchange,
+            o.market,
+            o.side.value,
+            o.order_type.value,
+            fmt_decimal(o.amount),
+            fmt_decimal(o.price),
+            fmt_decimal(o.filled_amount),
+            o.status.value,
+            fmt_time(o.created_at),
+        )
+        for o in orders
+    ]
+    headers = (
+        "ORDER ID",
+        "EXCHANGE",
+        "MARKET",
+        "SIDE",
+        "TYPE",
+        "AMOUNT",
+        "PRICE",
+        "FILLED",
+        "STATUS",
+        "CREATED (UTC)",
+    )
+    return format_table(headers, rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print open orders, or the order history.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        The exit code.
+    """
+    if args.status is not None and not args.history:
+        print("hbtrio orders: --status needs --history", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def body(client: Any) -> Output:
+        if args.history:
+            orders: list[Any] = []
+            cursor = None
+            while len(orders) < args.limit:
+                page = await client.get_order_history(
+                    exchange=args.exchange,
+                    market=args.market,
+                    status=args.status,
+                    limit=min(100, args.limit - len(orders)),
+                    cursor=cursor,
+                )
+                orders.extend(page.items)
+                if not page.has_more or not page.next_cursor:
+                    break
+                cursor = page.next_cursor
+            orders = orders[: args.limit]
+        else:
+            orders = list(await client.get_open_orders(exchange=args.exchange, market=args.market))
+        return Output(orders, render_orders(orders))
+
+    return execute(args, "orders", body)
