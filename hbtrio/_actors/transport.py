@@ -255,6 +255,10 @@ def trio_websocket_dialer(
                     with trio.move_on_after(1.0) as scope:
                         scope.shield = True
                         await ws.aclose()
+                    # trio-websocket leaves the socket open when the peer closed
+                    # first: close it ourselves.
+                    with trio.CancelScope(shield=True):
+                        await trio.aclose_forcefully(stream)
                     nursery.cancel_scope.cancel()
         except BaseException as exc:
             leaves = [e for e in _leaves(exc) if not isinstance(e, trio.Cancelled)]
