@@ -372,6 +372,13 @@ def emit(output: Output, as_json: bool, stream: TextIO | None = None) -> None:
     target.flush()
 
 
+def _default_open_client() -> Callable[..., Any]:
+    import hbtrio
+
+    factory: Callable[..., Any] = getattr(hbtrio, "open_client")  # noqa: B009
+    return factory
+
+
 def execute(
     args: argparse.Namespace,
     command: str,
@@ -395,13 +402,9 @@ def execute(
     except (ConfigError, DaemonConfigError) as exc:
         return report_error(command, exc)
     secrets = secrets_of(config.api_key)
-    if open_client is None:
-        import hbtrio
-
-        open_client = getattr(hbtrio, "open_client")  # noqa: B009
-    factory = open_client
 
     async def main() -> Output:
+        factory = open_client if open_client is not None else _default_open_client()
         with trio.fail_after(time_bound(config)):
             async with factory(config) as client:
                 return await body(client)
