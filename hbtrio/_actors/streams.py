@@ -24,7 +24,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -60,6 +60,8 @@ from ..events import (
     CandleUpdate,
     ErrorEvent,
     Event,
+    EventEngine,
+    EventSubscription,
     MarketTrades,
     OrderBookUpdate,
     TickerUpdate,
@@ -67,6 +69,7 @@ from ..events import (
 from ..models import Candle, ConnectionState, MarketTrade, OrderBook, Ticker
 from .connection import ConnectionActor, Link
 from .renewal import RenewalActor
+from .tracker import TrackerActor
 from .transport import Dialer, trio_websocket_dialer
 
 __all__ = ["DEFAULT_BUFFER", "REFUSALS_BEFORE_FAILING", "StreamingSupervisor", "Subscription"]
@@ -242,8 +245,11 @@ class StreamingSupervisor:
         dialer: Opens the WebSocket (default: trio-websocket over TLS per ``config``).
         ticker_seed: Optional ``async (exchange, market) -> Ticker`` used when a
             ticker subscription starts, for the initial last price and volume.
-        extra_actors: Further actors (e.g. the order tracker) started in the
-            supervisor's nursery before the connection.
+        extra_actors: Further actors started in the supervisor's nursery before
+            the connection.
+        engine: The event engine, for :meth:`events` (``publish`` is usually
+            its ``publish``).
+        tracker: The order tracker actor, started with the others.
 
     Attributes:
         connection: The connection actor.
@@ -259,8 +265,12 @@ class StreamingSupervisor:
         dialer: Dialer | None = None,
         ticker_seed: Callable[[str, str], Awaitable[Ticker]] | None = None,
         extra_actors: tuple[Callable[..., Awaitable[None]], ...] = (),
+        engine: EventEngine | None = None,
+        tracker: TrackerActor | None = None,
     ) -> None:
         self._config = config
+        self.engine = engine
+        self.tracker = tracker
         self._publish = publish
         self._ticker_seed = ticker_seed
         self._extra_actors = extra_actors
@@ -300,6 +310,8 @@ class StreamingSupervisor:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.renewal.run)
+                if self.tracker is not None:
+                    await nursery.start(self.tracker.run)
                 for actor in self._extra_actors:
                     await nursery.start(actor)
                 await nursery.start(self.connection.run)
@@ -309,6 +321,26 @@ class StreamingSupervisor:
             if len(errors) == 1:
                 raise errors[0] from None
             raise
+
+    def events(
+        self, *types: type[Event], buffer: int = 1000
+    ) -> AbstractAsyncContextManager[EventSubscription[Event]]:
+        """Subscribe to the events the client publishes (all, or some types).
+
+        Args:
+            *types: Event classes to receive; none: every event.
+            buffer: Events buffered for this subscriber (the engine's delivery
+                policy applies when it falls behind).
+
+        Returns:
+            An async context manager yielding an async iterator of events.
+
+        Raises:
+            RuntimeError: The supervisor was built without an engine.
+        """
+        if self.engine is None:
+            raise RuntimeError("no event engine")
+        return self.engine.subscribe(*types, buffer=buffer)
 
     # -- SessionListener (called inline by the connection actor's reader) -------------
 
