@@ -29,6 +29,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "orders": ("hbtrio._cli_ops.orders", "list open orders (or the order history)"),
     "place": ("hbtrio._cli_ops.place", "place an order"),
     "cancel": ("hbtrio._cli_ops.cancel", "cancel an order, or every open order"),
+    "bench": ("hbtrio.bench.cli", "run the bundled latency suite"),
 }
 
 # Top-level module of an optional dependency -> the extra that installs it.

@@ -1,0 +1,686 @@
+"""The orchestrator of ``hbtrio bench``.
+
+It starts the simulator in a separate process (TLS on, on a port of its own
+choosing) or uses the server the user names, starts each contender in its own
+worker process (:mod:`hbtrio.bench.worker`), and drives them in rounds: in each
+round every contender runs one batch of every scenario, the contenders' order
+rotating from round to round, so machine drift hits all alike. Only one
+contender works at a time. Between rounds of ``order_place`` the benchmark
+orders are cancelled in bulk (by the floor worker, untimed).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import re
+import secrets
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Final
+from urllib.parse import urlsplit
+
+from . import protocol
+from .protocol import (
+    ALL_LATENCY_SCENARIOS,
+    Cleanup,
+    Command,
+    Extra,
+    Latency,
+    Quit,
+    Reply,
+    Setup,
+    Stream,
+    Target,
+    Throughput,
+)
+from .report import (
+    CONTENDER_ORDER,
+    Results,
+    evaluate_goals,
+    format_table,
+    machine_description,
+    result_lines,
+    write_json,
+    write_plot,
+)
+
+__all__ = [
+    "ALL_SCENARIOS",
+    "BenchError",
+    "Settings",
+    "SimProcess",
+    "WorkerProcess",
+    "parse_target_url",
+    "run_bench",
+    "settings_for",
+]
+
+#: Every scenario, in the order they run.
+ALL_SCENARIOS: Final = (
+    "order_place",
+    "order_book",
+    "ticker",
+    "throughput",
+    "stream",
+    "order_event",
+    "fanout",
+    "memory",
+)
+_LISTENING: Final = re.compile(r"listening on (\S+)(?: \(ca: ([^)]+)\))?")
+
+
+class BenchError(Exception):
+    """The suite cannot run (the simulator did not start, no contender left...)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to run and how long.
+
+    Attributes:
+        mode: ``quick``, ``full`` or ``custom``.
+        samples: Timed samples per latency scenario and contender.
+        batch: Samples per contender per round (rounds = samples / batch).
+        warmup: Untimed round trips at the start of every batch.
+        first_warmup: Untimed round trips of a contender's first batch of a scenario.
+        levels: Concurrency levels of ``throughput``.
+        throughput_window: Seconds per contender, level and round.
+        throughput_rounds: Rounds of ``throughput``.
+        stream_window: Seconds counted per contender and round.
+        stream_rounds: Rounds of ``stream``.
+        event_samples: Fills measured by ``order_event``.
+        fanout_samples: Events published by ``fanout`` (per subscriber count).
+        contenders: Contenders to run.
+        scenarios: Scenarios to run.
+        sim_book_rate: Book changes per second per market of a started simulator.
+        seed: Simulator seed.
+        reply_timeout: Seconds a worker may take to answer one command.
+    """
+
+    mode: str = "quick"
+    samples: int = 2000
+    batch: int = 250
+    warmup: int = 5
+    first_warmup: int = 50
+    levels: tuple[int, ...] = (1, 8, 32)
+    throughput_window: float = 0.4
+    throughput_rounds: int = 2
+    stream_window: float = 0.5
+    stream_rounds: int = 2
+    event_samples: int = 200
+    fanout_samples: int = 2000
+    contenders: tuple[str, ...] = ("hbtrio", "peer", "floor")
+    scenarios: tuple[str, ...] = ALL_SCENARIOS
+    sim_book_rate: float = 200.0
+    seed: int = 1
+    reply_timeout: float = 120.0
+
+    @property
+    def rounds(self) -> int:
+        """Rounds of the latency scenarios."""
+        return max(1, math.ceil(self.samples / self.batch))
+
+
+def settings_for(mode: str, **overrides: object) -> Settings:
+    """The settings of a mode, with overrides.
+
+    Args:
+        mode: ``quick`` (whole suite under a minute on 2 cores, 2,000 samples per
+            latency scenario and contender) or ``full`` (20,000).
+        **overrides: Fields of :class:`Settings` to change (``None`` values ignored).
+
+    Returns:
+        The settings.
+
+    Raises:
+        ValueError: Unknown mode.
+    """
+    if mode == "quick":
+        base = Settings()
+    elif mode == "full":
+        base = Settings(
+            mode="full",
+            samples=20_000,
+            batch=500,
+            throughput_window=1.0,
+            throughput_rounds=5,
+            stream_window=1.0,
+            stream_rounds=5,
+            event_samples=2000,
+            fanout_samples=20_000,
+            reply_timeout=300.0,
+        )
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if changes:
+        data = asdict(base)
+        data.update(changes)
+        if "samples" in changes or "batch" in changes:
+            data["mode"] = "custom"
+        base = Settings(**data)
+    return base
+
+
+def parse_target_url(url: str) -> tuple[str, int, bool]:
+    """Split a server URL.
+
+    Args:
+        url: ``https://host:port`` or ``http://host:port``.
+
+    Returns:
+        ``(host, port, tls)``.
+
+    Raises:
+        ValueError: Not an http(s) URL with a host.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("the URL must look like https://HOST:PORT")
+    if parts.username or parts.password:
+        raise ValueError("put the credentials in --api-key, not in the URL")
+    tls = parts.scheme == "https"
+    return parts.hostname, parts.port or (443 if tls else 80), tls
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+class SimProcess:
+    """The simulator in its own process (``python -m hbtrio.cli sim``).
+
+    Args:
+        workdir: Directory for its certificates.
+        api_key: Credential pair it accepts.
+        seed: Random seed.
+        book_rate: Book changes per second per market.
+        extra_args: More ``hbtrio sim`` options.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        api_key: str,
+        *,
+        seed: int = 1,
+        book_rate: float = 200.0,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self._args = [
+            sys.executable,
+            "-m",
+            "hbtrio.cli",
+            "sim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--api-key",
+            api_key,
+            "--seed",
+            str(seed),
+            "--cert-dir",
+            str(workdir / "certs"),
+            "--ca-out",
+            str(workdir / "ca.pem"),
+            "--min-update-interval",
+            "0",
+            "--book-rate",
+            str(book_rate),
+            *extra_args,
+        ]
+        self._ca_default = str(workdir / "ca.pem")
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lines: deque[str] = deque(maxlen=200)
+        self.url = ""
+        self.ca_file: str | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the simulator and wait for its ``listening on`` line.
+
+        Args:
+            timeout: Seconds to wait.
+
+        Raises:
+            BenchError: It exited or did not say where it listens in time.
+        """
+        self._proc = subprocess.Popen(
+            self._args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        found = threading.Event()
+        out = self._proc.stdout
+        assert out is not None
+
+        def drain() -> None:  # keeps reading so the pipe never fills up
+            for raw in out:
+                line = raw.decode("utf-8", "replace").rstrip()
+                self._lines.append(line)
+                match = _LISTENING.search(line)
+                if match and not found.is_set():
+                    self.url = match.group(1)
+                    self.ca_file = match.group(2) or (
+                        self._ca_default if self.url.startswith("https") else None
+                    )
+                    found.set()
+
+        threading.Thread(target=drain, name="sim-output", daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not found.wait(0.05):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = "\n".join(list(self._lines)[-20:])
+                raise BenchError(f"the simulator did not start:\n{tail}")
+
+    def output_tail(self, lines: int = 20) -> str:
+        """The simulator's last output lines.
+
+        Args:
+            lines: How many.
+
+        Returns:
+            The lines joined.
+        """
+        return "\n".join(list(self._lines)[-lines:])
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL after 5 s)."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5.0)
+
+
+class WorkerProcess:
+    """One contender in its own process, spoken to over the JSON-lines protocol.
+
+    Args:
+        name: Contender name.
+        log: File receiving the worker's stderr.
+    """
+
+    def __init__(self, name: str, log: IO[bytes]) -> None:
+        self.name = name
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "hbtrio.bench.worker", name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+
+    def call(self, command: Command, timeout: float) -> Reply:
+        """Send one command and wait for its reply.
+
+        Args:
+            command: The command.
+            timeout: Seconds to wait for the reply.
+
+        Returns:
+            The reply (``ok`` false when the worker reported an error).
+
+        Raises:
+            BenchError: The worker died or did not answer in time.
+        """
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(protocol.encode(command))
+            stdin.flush()
+        except BrokenPipeError:
+            raise BenchError(f"{self.name} worker exited") from None
+        ready, _, _ = select.select([stdout], [], [], timeout)
+        if not ready:
+            self.kill()
+            raise BenchError(f"{self.name} worker did not answer within {timeout:.0f} s")
+        line = stdout.readline()
+        if not line:
+            raise BenchError(f"{self.name} worker exited (code {self._proc.wait()})")
+        return protocol.decode_reply(line)
+
+    def quit(self) -> None:
+        """Ask the worker to exit; kill it if it does not within 10 s."""
+        if self._proc.poll() is None:
+            try:
+                self.call(Quit(), 10.0)
+                self._proc.wait(10.0)
+            except (BenchError, OSError, subprocess.TimeoutExpired):
+                self.kill()
+
+    def kill(self) -> None:
+        """Kill the worker."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress display on stderr (plain lines when not a terminal).
+
+    Args:
+        total: Number of steps.
+        stream: Where to write (default: ``sys.stderr``).
+        enabled: False to stay silent.
+    """
+
+    def __init__(self, total: int, stream: IO[str] | None = None, enabled: bool = True) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self._stream = stream if stream is not None else sys.stderr
+        self._tty = self._stream.isatty()
+        self._enabled = enabled
+        self._start = time.monotonic()
+        self._last_phase = ""
+
+    def step(self, phase: str, detail: str) -> None:
+        """Count one step and show it.
+
+        Args:
+            phase: Scenario name.
+            detail: Round and contender.
+        """
+        self.done += 1
+        if not self._enabled:
+            return
+        pct = 100.0 * self.done / self.total
+        elapsed = time.monotonic() - self._start
+        text = f"[{pct:5.1f}%] {elapsed:6.1f}s {phase:<12} {detail}"
+        if self._tty:
+            self._stream.write("\r" + text.ljust(78)[:78])
+        elif phase != self._last_phase or self.done == self.total:
+            self._stream.write(text + "\n")
+        self._last_phase = phase
+        self._stream.flush()
+
+    def note(self, text: str) -> None:
+        """Print a note on its own line.
+
+        Args:
+            text: The note.
+        """
+        if not self._enabled:
+            return
+        if self._tty:
+            self._stream.write("\r" + " " * 78 + "\r")
+        self._stream.write(text + "\n")
+        self._stream.flush()
+
+    def finish(self) -> None:
+        """End the display line."""
+        if self._enabled and self._tty:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    settings: Settings
+    results: Results
+    progress: Progress
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
+
+    def fail(self, contender: str, scenario: str, error: str) -> None:
+        self.results.errors.append({"contender": contender, "scenario": scenario, "error": error})
+        self.progress.note(f"error: {contender} {scenario}: {error}")
+
+    def call(self, name: str, scenario: str, command: Command) -> Reply | None:
+        worker = self.workers.get(name)
+        if worker is None:
+            return None
+        try:
+            reply = worker.call(command, self.settings.reply_timeout)
+        except BenchError as exc:
+            self.fail(name, scenario, str(exc))
+            self.workers.pop(name).kill()
+            self.results.contenders[name]["available"] = False
+            self.results.contenders[name]["note"] = str(exc)
+            return None
+        if not reply.ok:
+            self.fail(name, scenario, reply.error or "failed")
+            return None
+        return reply
+
+    def order(self, round_index: int) -> list[str]:
+        names: list[str] = [c for c in CONTENDER_ORDER if c in self.workers]
+        if not names:
+            return []
+        k = round_index % len(names)
+        return names[k:] + names[:k]
+
+    def cleanup(self) -> None:
+        for name in ("floor", *CONTENDER_ORDER):
+            if name in self.workers:
+                self.call(name, "cleanup", Cleanup())
+                return
+
+
+def _total_steps(s: Settings, contenders: int, latency: Sequence[str]) -> int:
+    steps = s.rounds * len(latency) * contenders
+    if "throughput" in s.scenarios:
+        steps += s.throughput_rounds * len(s.levels) * contenders
+    if "stream" in s.scenarios:
+        steps += s.stream_rounds * contenders
+    return steps + sum(1 for x in ("order_event", "fanout", "memory") if x in s.scenarios)
+
+
+def _run_scenarios(run: _Run) -> None:
+    s, results = run.settings, run.results
+    latency = [x for x in ALL_LATENCY_SCENARIOS if x in s.scenarios]
+    first_batch: set[tuple[str, str]] = set()
+    for r in range(s.rounds):
+        n = min(s.batch, s.samples - r * s.batch)
+        for scenario in latency:
+            for name in run.order(r):
+                warmup = s.warmup
+                if (name, scenario) not in first_batch:
+                    first_batch.add((name, scenario))
+                    warmup = s.first_warmup
+                reply = run.call(name, scenario, Latency(scenario, n, warmup))
+                if reply is not None:
+                    results.latency_of(scenario, name).record_many(reply.samples_us)
+                run.progress.step(scenario, f"round {r + 1}/{s.rounds} {name}")
+            if scenario == "order_place":
+                run.cleanup()
+    if "throughput" in s.scenarios:
+        for r in range(s.throughput_rounds):
+            for level in s.levels:
+                for name in run.order(r + level):
+                    reply = run.call(name, "throughput", Throughput(level, s.throughput_window))
+                    if reply is not None:
+                        results.throughput_of(level, name).add(
+                            reply.count, reply.wall_s, reply.cpu_s
+                        )
+                    run.progress.step("throughput", f"c={level} round {r + 1} {name}")
+    if "stream" in s.scenarios:
+        for r in range(s.stream_rounds):
+            for name in run.order(r):
+                reply = run.call(name, "stream", Stream(s.stream_window))
+                if reply is not None:
+                    results.stream_of(name).add(reply.count, reply.wall_s, reply.cpu_s)
+                run.progress.step("stream", f"round {r + 1}/{s.stream_rounds} {name}")
+    counts = {"order_event": s.event_samples, "fanout": s.fanout_samples, "memory": 0}
+    for extra in ("order_event", "fanout", "memory"):
+        if extra not in s.scenarios:
+            continue
+        if "hbtrio" in run.workers:
+            reply = run.call("hbtrio", extra, Extra(extra, counts[extra]))
+            if reply is not None:
+                entry: dict[str, object] = {"values": dict(reply.values)}
+                if reply.samples_us:
+                    from .stats import LatencyHistogram
+
+                    entry["histogram"] = LatencyHistogram(reply.samples_us)
+                results.extras[extra] = entry
+            if extra == "order_event":
+                run.cleanup()
+        run.progress.step(extra, "hbtrio")
+
+
+def _start_workers(run: _Run, target: Target, logdir: Path) -> None:
+    from .contender_hbtrio import availability
+
+    logdir.mkdir(parents=True, exist_ok=True)
+    for name in CONTENDER_ORDER:
+        entry: dict[str, object] = {"available": False, "note": "", "info": {}}
+        run.results.contenders[name] = entry
+        if name not in run.settings.contenders:
+            entry["note"] = "not selected"
+            continue
+        if name == "hbtrio" and (missing := availability()) is not None:
+            entry["note"] = missing
+            run.progress.note(f"note: skipping hbtrio: {missing}")
+            continue
+        log = (logdir / f"{name}.log").open("wb")
+        worker = WorkerProcess(name, log)
+        log.close()  # the child holds its own descriptor
+        run.workers[name] = worker
+        reply = run.call(name, "setup", Setup(target))
+        if reply is None:
+            entry["note"] = f"setup failed (see {logdir / (name + '.log')})"
+            if name in run.workers:
+                run.workers.pop(name).quit()
+            continue
+        entry["available"] = True
+        entry["info"] = dict(reply.info)
+
+
+def run_bench(
+    settings: Settings,
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    ca_file: str | None = None,
+    output: Path = Path("bench-results"),
+    plot: bool = True,
+    market: tuple[str, str] = ("binance", "BTC-USDT"),
+    order_amount: str = "0.001",
+    show_progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> Results:
+    """Run the suite and report.
+
+    Args:
+        settings: What to run.
+        url: Server to benchmark; ``None`` starts the simulator.
+        api_key: Credential pair for ``url`` (a started simulator gets a random one).
+        ca_file: CA bundle to verify ``url`` with.
+        output: Directory for the JSON file, the plot and the worker logs.
+        plot: Write the PNG plot.
+        market: ``(connector, trading_pair)`` benchmarked.
+        order_amount: Base amount of every benchmark order.
+        show_progress: Show the progress display on stderr.
+        echo: Receives every line of the report (table, RESULT and GOAL lines).
+
+    Returns:
+        Every figure.
+
+    Raises:
+        BenchError: The simulator did not start or no contender could run.
+    """
+    started = time.monotonic()
+    results = Results(
+        mode=settings.mode,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=machine_description(),
+        settings={**asdict(settings), "rounds": settings.rounds},
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    latency = [x for x in ALL_LATENCY_SCENARIOS if x in settings.scenarios]
+    progress = Progress(
+        _total_steps(settings, len(settings.contenders), latency), enabled=show_progress
+    )
+    run = _Run(settings, results, progress)
+    sim: SimProcess | None = None
+    with tempfile.TemporaryDirectory(prefix="hbtrio-bench-") as tmp:
+        try:
+            if url is None:
+                key = api_key or f"bench:{secrets.token_urlsafe(12)}"
+                sim = SimProcess(
+                    Path(tmp), key, seed=settings.seed, book_rate=settings.sim_book_rate
+                )
+                progress.note("starting the simulator (TLS) ...")
+                sim.start()
+                url, ca_file = sim.url, sim.ca_file
+            else:
+                key = api_key or os.environ.get("HBTRIO_API_KEY", "")
+                if not key:
+                    raise BenchError("--api-key (or HBTRIO_API_KEY) is needed with --url")
+            host, port, tls = parse_target_url(url)
+            results.target = {
+                "url": url,
+                "simulator": sim is not None,
+                "connector": market[0],
+                "trading_pair": market[1],
+                "ca_file": ca_file,
+            }
+            target = Target(
+                host=host,
+                port=port,
+                api_key=key,
+                tls=tls,
+                ca_file=ca_file,
+                connector=market[0],
+                trading_pair=market[1],
+                order_amount=order_amount,
+            )
+            _start_workers(run, target, output / f"logs-{stamp}")
+            if not run.workers:
+                raise BenchError(
+                    "no contender could start: "
+                    + "; ".join(f"{n}: {c['note']}" for n, c in results.contenders.items())
+                )
+            progress.total = _total_steps(settings, len(run.workers), latency)
+            _run_scenarios(run)
+            run.cleanup()
+        finally:
+            for worker in run.workers.values():
+                worker.quit()
+            run.workers.clear()
+            progress.finish()
+            if sim is not None:
+                sim.stop()
+    results.duration_s = time.monotonic() - started
+    _report(results, output, stamp, plot, echo, key)
+    return results
+
+
+def _report(
+    results: Results, output: Path, stamp: str, plot: bool, echo: Callable[[str], None], key: str
+) -> None:
+    token = base64.b64encode(key.encode()).decode()
+    for err in results.errors:  # errors come from workers, which redact; be sure anyway
+        err["error"] = err["error"].replace(key, "<redacted>").replace(token, "<redacted>")
+    echo(format_table(results))
+    echo("")
+    for goal in evaluate_goals(results):
+        echo(goal.line())
+    json_path = output / f"hbtrio-bench-{stamp}.json"
+    write_json(results, json_path)
+    echo(f"figures: {json_path}")
+    if plot:
+        png = output / f"hbtrio-bench-{stamp}.png"
+        why = write_plot(results, png)
+        echo(f"plot: {png}" if why is None else f"plot: {why}")
+    echo(f"run took {results.duration_s:.1f} s")
+    for line in result_lines(results):
+        echo(line)
