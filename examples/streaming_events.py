@@ -1,4 +1,9 @@
-"""Stream order books and trades, and watch every event the client publishes."""
+"""Stream order books and trades, watch every event, and see the backpressure policy.
+
+The client publishes everything it learns to an ``EventEngine``; here one engine is
+shared with ``open_client(config, engine=...)``. A subscriber that never reads its
+order events is cut off with ``SubscriptionError`` while everything else goes on.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import hbtrio
 
 async def main(seconds: float = 3.0) -> None:
     config = hbtrio.ClientConfig.from_env()
-    async with hbtrio.open_client(config) as client:
+    engine = hbtrio.EventEngine(grace=0.5)
+    async with hbtrio.open_client(config, engine=engine) as client:
 
         async def books() -> None:
             async with client.subscribe_order_book("binance", "BTC-USDT", depth=3) as stream:
@@ -23,24 +29,43 @@ async def main(seconds: float = 3.0) -> None:
                 async for trade in stream:
                     print(f"trade {trade.side.value} {trade.amount} @ {trade.price}")
 
-        async def order_events() -> None:
+        async def order_events(ready: trio.Event) -> None:
             async with client.events() as events:
+                ready.set()
                 async for event in events:
                     if isinstance(event, hbtrio.OrderUpdate):
                         print(f"order {event.order.order_id} -> {event.order.status.value}")
                     elif isinstance(event, hbtrio.TradeEvent):
                         print(f"fill  {event.trade.amount} @ {event.trade.price}")
 
+        async def stuck_subscriber(ready: trio.Event) -> None:
+            # Buffers one order or fill event and never reads it in time: it is cut off
+            # (after delivering what it had), and nobody else is.
+            async with engine.subscribe(
+                hbtrio.OrderUpdate, hbtrio.TradeEvent, buffer=1, overflow=0
+            ) as stuck:
+                ready.set()
+                await trio.sleep(seconds / 2)
+                try:
+                    async for _ in stuck:
+                        pass
+                except hbtrio.SubscriptionError as exc:
+                    print("events subscriber cut off:", exc)
+
         with trio.move_on_after(seconds):
             async with trio.open_nursery() as nursery:
+                events_ready, stuck_ready = trio.Event(), trio.Event()
                 nursery.start_soon(books)
                 nursery.start_soon(trades)
-                nursery.start_soon(order_events)
-                await trio.sleep(0.5)
-                # A market order: its OrderUpdate and TradeEvent arrive through events().
+                nursery.start_soon(order_events, events_ready)
+                nursery.start_soon(stuck_subscriber, stuck_ready)
+                await events_ready.wait()
+                await stuck_ready.wait()
+                # A market order: its OrderUpdates and TradeEvent arrive through events().
                 await client.place_market_order(
                     "binance", "BTC-USDT", hbtrio.Side.BUY, amount=Decimal("0.001")
                 )
+        print("engine stats:", engine.stats.cut_off, "cut off")
 
 
 if __name__ == "__main__":
