@@ -98,10 +98,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     Raises:
         MissingExtra: ``command`` needs an optional extra that is not installed.
     """
-    parser = argparse.ArgumentParser(prog="hbtrio", description="Hummingbot API client for Trio")
+    parser = argparse.ArgumentParser(
+        prog="hbtrio", description="Hummingbot API client for Trio", allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_module_name, help_text) in _COMMANDS.items():
-        parser_of_command = sub.add_parser(name, help=help_text, description=help_text)
+        parser_of_command = sub.add_parser(
+            name, help=help_text, description=help_text, allow_abbrev=False
+        )
         if name == command:
             module = _load(name)
             module.add_arguments(parser_of_command)

@@ -182,7 +182,24 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="file holding 'user:password', mode 600 (default: HBTRIO_API_KEY)",
     )
+    group.add_argument("--api-key", nargs="?", action=_RefuseKeyFlag, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
+
+class _RefuseKeyFlag(argparse.Action):
+    """``--api-key`` exists only to refuse it without echoing its value."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "the API key is never taken from the command line: "
+            "set HBTRIO_API_KEY or use --api-key-file FILE (mode 600)"
+        )
 
 
 def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> ClientConfig:
@@ -226,6 +243,9 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
 def time_bound(config: ClientConfig) -> float:
     """An outer deadline for one command: every attempt plus the backoff between them.
 
+    Connecting and the command's request each get ``timeout × (retries + 1)``,
+    plus at most ``reconnect_max`` of backoff between attempts, plus one second.
+
     Args:
         config: The configuration.
 
@@ -235,7 +255,7 @@ def time_bound(config: ClientConfig) -> float:
     if config.timeout == 0:
         return math.inf
     attempts = config.retries + 1
-    return config.timeout * attempts * 2 + config.reconnect_max * attempts + 2.0
+    return 2 * config.timeout * attempts + config.reconnect_max * config.retries + 1.0
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
