@@ -19,10 +19,10 @@ _SCENARIOS = (
     "order_book",
     "ticker",
     "throughput",
-    "stream",
     "order_event",
     "fanout",
     "memory",
+    "stream",
 )
 
 
@@ -78,7 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, help="override samples per latency scenario")
     parser.add_argument("--batch", type=int, help="override samples per contender per round")
     parser.add_argument(
-        "--book-rate", type=float, help="book changes/s/market of the started simulator (200)"
+        "--book-rate", type=float, help="book changes/s/market of the started simulator (50)"
+    )
+    parser.add_argument(
+        "--stream-book-rate",
+        type=float,
+        help="book rate of the started simulator during the stream scenario (1000)",
     )
     parser.add_argument("--seed", type=int, help="simulator seed (1)")
     parser.add_argument("--connector", default="binance", help="connector benchmarked (binance)")
@@ -113,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             contenders=tuple(args.contenders),
             scenarios=tuple(args.scenarios),
             sim_book_rate=args.book_rate,
+            stream_book_rate=args.stream_book_rate,
             seed=args.seed,
         )
     except (TypeError, ValueError) as exc:
