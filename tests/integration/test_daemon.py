@@ -1,0 +1,360 @@
+"""``hbtrio daemon`` as a real subprocess against the simulator.
+
+The simulator runs in-process (stopped and restarted on the same port with the
+same certificate directory); the daemon is ``python -m hbtrio daemon``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import h11
+import pytest
+import trio
+
+from hbtrio.events import EVENT_DECODER, ConnectionStateChanged, OrderBookUpdate, OrderUpdate
+from hbtrio.sim import SimInfo, serve
+from tests.integration.conftest import RawHTTP
+
+KEY_ENV = "HBTRIO_DAEMON_TEST_KEY"
+
+
+class ControlledSim:
+    """An in-process simulator that can be stopped and restarted on the same port."""
+
+    def __init__(self, nursery: trio.Nursery, cert_dir: Path, api_key: str = "admin:admin") -> None:
+        self.nursery = nursery
+        self.cert_dir = cert_dir
+        self.api_key = api_key
+        self.port = 0
+        self.info: SimInfo | None = None
+        self._scope: trio.CancelScope | None = None
+        self._done: trio.Event | None = None
+
+    async def start(self) -> SimInfo:
+        self._scope = trio.CancelScope()
+        self._done = trio.Event()
+        self.info = await self.nursery.start(self._run, self._scope, self._done)
+        self.port = self.info.port
+        return self.info
+
+    async def _run(self, scope: trio.CancelScope, done: trio.Event, *, task_status: Any) -> None:
+        try:
+            with scope:
+                await serve(
+                    host="127.0.0.1",
+                    port=self.port,
+                    api_key=self.api_key,
+                    cert_dir=self.cert_dir,
+                    min_update_interval=0.1,
+                    task_status=task_status,
+                )
+        finally:
+            done.set()
+
+    async def stop(self) -> None:
+        assert self._scope is not None and self._done is not None
+        self._scope.cancel()
+        await self._done.wait()
+
+
+class DaemonProcess:
+    """``python -m hbtrio daemon`` with its JSON log lines collected."""
+
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.config = config
+        self.env = env
+        self.logs: list[dict[str, Any]] = []
+        self.raw_stderr = b""
+        self.process: trio.Process | None = None
+        self._changed = trio.Event()
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        self.process = await trio.lowlevel.open_process(
+            [
+                sys.executable,
+                "-m",
+                "hbtrio",
+                "daemon",
+                "--config",
+                str(self.config),
+                "--log-format",
+                "json",
+                "--log-level",
+                "debug",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=self.env,
+        )
+        nursery.start_soon(self._read)
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        buffer = b""
+        async for chunk in self.process.stderr:
+            self.raw_stderr += chunk
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    try:
+                        self.logs.append(json.loads(line))
+                    except ValueError:
+                        self.logs.append({"msg": line.decode(errors="replace")})
+            self._changed.set()
+            self._changed = trio.Event()
+
+    async def wait_log(self, msg: str, nth: int = 1, **fields: Any) -> dict[str, Any]:
+        with trio.fail_after(20):
+            while True:
+                found = [
+                    r
+                    for r in self.logs
+                    if r.get("msg") == msg and all(r.get(k) == v for k, v in fields.items())
+                ]
+                if len(found) >= nth:
+                    return found[nth - 1]
+                if self.process is not None and self.process.returncode is not None:
+                    raise AssertionError(f"daemon exited: {self.raw_stderr.decode()[-2000:]}")
+                with trio.move_on_after(0.5):
+                    await self._changed.wait()
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        with trio.fail_after(15):
+            return await self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def write_config(tmp_path: Path, info_port: int, ca_path: str, sink: Path, **extra: str) -> Path:
+    path = tmp_path / "daemon.toml"
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = {info_port}
+ca_file = "{ca_path}"
+api_key_env = "{KEY_ENV}"
+timeout = 2.0
+retries = 1
+reconnect_initial = 0.05
+reconnect_max = 0.5
+heartbeat_timeout = 5.0
+ping_interval = 1.0
+poll_active = 0.1
+poll_idle = 0.3
+
+[[subscriptions]]
+type = "order_book"
+exchange = "binance"
+market = "BTC-USDT"
+depth = 5
+
+[[subscriptions]]
+type = "trades"
+exchange = "binance"
+market = "BTC-USDT"
+
+[sink]
+path = "{sink}"
+max_bytes = {extra.get("max_bytes", "0")}
+backups = 3
+
+[health]
+port = 0
+stale_after = {extra.get("stale_after", "30")}
+
+[supervisor]
+backoff_initial = 0.1
+backoff_max = 0.5
+"""
+    )
+    return path
+
+
+def sink_events(sink: Path) -> list[Any]:
+    if not sink.exists():
+        return []
+    return [EVENT_DECODER.decode(line) for line in sink.read_bytes().splitlines() if line]
+
+
+async def wait_for_events(sink: Path, predicate: Any) -> list[Any]:
+    with trio.fail_after(15):
+        while True:
+            events = sink_events(sink)
+            if predicate(events):
+                return events
+            await trio.sleep(0.1)
+
+
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    conn = h11.Connection(h11.CLIENT)
+    await stream.send_all(
+        conn.send(h11.Request(method="GET", target=path, headers=[("host", "x")]))
+        + conn.send(h11.EndOfMessage())
+    )
+    status = 0
+    body = b""
+    with trio.fail_after(5):
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                break
+    await stream.aclose()
+    return status, body
+
+
+def count_books_after(events: list[Any], index: int) -> int:
+    return sum(1 for e in events[index:] if isinstance(e, OrderBookUpdate))
+
+
+async def test_daemon_end_to_end(nursery: trio.Nursery, tmp_path: Path, sim_cert_dir: Path) -> None:
+    sim = ControlledSim(nursery, sim_cert_dir)
+    info = await sim.start()
+    await sim.stop()  # the daemon starts while the server is unreachable
+    sink = tmp_path / "events.jsonl"
+    assert info.ca_path is not None
+    config = write_config(tmp_path, sim.port, info.ca_path, sink)
+    env = dict(os.environ, **{KEY_ENV: info.api_key})
+    daemon = DaemonProcess(config, env)
+    await daemon.start(nursery)
+    try:
+        listening = await daemon.wait_log("health endpoint listening")
+        health_port = listening["port"]
+        await daemon.wait_log("server unreachable")
+
+        # the server comes up: the daemon connects and market data reaches the sink
+        await sim.start()
+        await daemon.wait_log("connection state", new="CONNECTED")
+        await wait_for_events(sink, lambda ev: sum(isinstance(e, OrderBookUpdate) for e in ev) >= 3)
+        status, body = await http_get(health_port, "/healthz")
+        report = json.loads(body)
+        assert status == 200 and report["state"] == "CONNECTED" and report["healthy"]
+        assert report["last_event"] is not None
+
+        # order-tracker events reach the sink: an order placed by someone else
+        http = RawHTTP(sim.info)  # type: ignore[arg-type]
+        placed = await http.post(
+            "/trading/orders",
+            {
+                "account_name": "master_account",
+                "connector_name": "binance",
+                "trading_pair": "BTC-USDT",
+                "trade_type": "BUY",
+                "amount": 0.001,
+                "order_type": "LIMIT",
+                "price": 50000,
+            },
+        )
+        await http.aclose()
+        assert placed.status == 201
+        order_id = placed.json()["order_id"]
+        await wait_for_events(
+            sink,
+            lambda ev: any(isinstance(e, OrderUpdate) and e.order.order_id == order_id for e in ev),
+        )
+
+        # metrics
+        status, body = await http_get(health_port, "/metrics")
+        text = body.decode()
+        assert status == 200
+        assert 'hbtrio_events_received_total{type="OrderBookUpdate"}' in text
+        assert 'hbtrio_connection_state{state="CONNECTED"} 1.0' in text
+        assert "hbtrio_events_published_total" in text
+
+        # the server goes away and comes back on the same port with the same cert
+        before = len(sink_events(sink))
+        await sim.stop()
+        await daemon.wait_log("connection state", old="CONNECTED", new="DISCONNECTED")
+        status, body = await http_get(health_port, "/healthz")
+        assert status == 200  # disconnected for less than stale_after
+        assert json.loads(body)["state"] != "CONNECTED"
+        await trio.sleep(0.5)
+        await sim.start()
+        await daemon.wait_log("connection state", nth=2, new="CONNECTED")
+        await wait_for_events(sink, lambda ev: count_books_after(ev, before) >= 3)
+        status, body = await http_get(health_port, "/metrics")
+        assert (
+            "hbtrio_reconnects_total 1.0" in body.decode()
+            or "hbtrio_reconnects_total 2.0" in body.decode()
+        )
+
+        # SIGTERM: exit 0 within 5 s, nothing received is missing from the sink
+        assert daemon.process is not None
+        start = trio.current_time()
+        daemon.process.send_signal(signal.SIGTERM)
+        code = await daemon.wait()
+        elapsed = trio.current_time() - start
+        assert code == 0, daemon.raw_stderr.decode()[-2000:]
+        assert elapsed < 5.0
+        stopped = await daemon.wait_log("daemon stopped")
+        events = sink_events(sink)
+        assert stopped["events_received"] == stopped["events_written"] == len(events)
+        assert isinstance(events[-1], ConnectionStateChanged)
+        assert info.api_key not in daemon.raw_stderr.decode()
+    finally:
+        daemon.kill()
+
+
+async def test_bad_configuration_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "daemon.toml"
+    config.write_text('[server]\nhost = "127.0.0.1"\nport = 99999\napi_key_env = "X"\n')
+    result = await trio.run_process(
+        [sys.executable, "-m", "hbtrio", "daemon", "--config", str(config)],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env=dict(os.environ, X="admin:admin"),
+    )
+    assert result.returncode == 2
+    lines = result.stderr.decode().splitlines()
+    assert lines == ["hbtrio daemon: bad configuration: server.port: must be in 1..65535"]
+
+
+async def test_wrong_key_at_start_exits_3(
+    nursery: trio.Nursery, tmp_path: Path, sim_cert_dir: Path
+) -> None:
+    sim = ControlledSim(nursery, sim_cert_dir)
+    info = await sim.start()
+    assert info.ca_path is not None
+    config = write_config(tmp_path, info.port, info.ca_path, tmp_path / "e.jsonl")
+    env = dict(os.environ, **{KEY_ENV: "admin:wrong-password"})
+    daemon = DaemonProcess(config, env)
+    await daemon.start(nursery)
+    try:
+        assert await daemon.wait() == 3
+        await daemon.wait_log("authentication failed at start; check the API key")
+        assert "wrong-password" not in daemon.raw_stderr.decode()
+    finally:
+        daemon.kill()
+        await sim.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_real_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
