@@ -17,8 +17,13 @@ from pathlib import Path
 import pytest
 import trio
 
+import hbtrio
 from hbtrio.cli import main
 from hbtrio.sim import SimInfo
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(hbtrio, "open_client"), reason="needs hbtrio.open_client (the client)"
+)
 
 KEY_FILE_MODE = 0o600
 
