@@ -12,6 +12,7 @@ orders are cancelled in bulk (by the floor worker, untimed).
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import os
 import re
@@ -249,6 +250,7 @@ class SimProcess:
         ]
         self._ca_default = str(workdir / "ca.pem")
         self._proc: subprocess.Popen[bytes] | None = None
+        self._drain: threading.Thread | None = None
         self._lines: deque[str] = deque(maxlen=200)
         self.url = ""
         self.ca_file: str | None = None
@@ -281,7 +283,8 @@ class SimProcess:
                     )
                     found.set()
 
-        threading.Thread(target=drain, name="sim-output", daemon=True).start()
+        self._drain = threading.Thread(target=drain, name="sim-output", daemon=True)
+        self._drain.start()
         deadline = time.monotonic() + timeout
         while not found.wait(0.05):
             if self._proc.poll() is not None or time.monotonic() > deadline:
@@ -303,14 +306,19 @@ class SimProcess:
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL after 5 s)."""
         proc = self._proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(5.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5.0)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5.0)
+        if self._drain is not None:
+            self._drain.join(5.0)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 class WorkerProcess:
@@ -367,12 +375,20 @@ class WorkerProcess:
                 self._proc.wait(10.0)
             except (BenchError, OSError, subprocess.TimeoutExpired):
                 self.kill()
+        self._close_pipes()
 
     def kill(self) -> None:
         """Kill the worker."""
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None and not pipe.closed:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 # -- progress ------------------------------------------------------------------------------

@@ -1,0 +1,125 @@
+"""Small parts of the bench suite: protocol, HTTP parsing, redaction, options."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+
+import msgspec
+import pytest
+
+from hbtrio.bench import cli, protocol
+from hbtrio.bench.contender_hbtrio import availability
+from hbtrio.bench.floor import HttpError, _Parser, parse_response_head
+from hbtrio.bench.runner import Settings, parse_target_url, settings_for
+from hbtrio.bench.worker import redact
+
+
+def test_protocol_round_trip_keeps_secret_out_of_repr() -> None:
+    target = protocol.Target(host="127.0.0.1", port=8443, api_key="user:s3cret-pass")
+    line = protocol.encode(protocol.Setup(target))
+    assert line.endswith(b"\n")
+    back = protocol.decode_command(line)
+    assert isinstance(back, protocol.Setup)
+    assert back.target.api_key == "user:s3cret-pass"
+    assert "s3cret" not in repr(back) and "s3cret" not in str(back.target)
+    reply = protocol.decode_reply(protocol.encode(protocol.Reply(samples_us=[1.5], count=1)))
+    assert reply.samples_us == [1.5] and reply.ok
+    with pytest.raises(msgspec.ValidationError):
+        protocol.decode_command(b'{"type":"nope"}')
+
+
+def test_response_head_parsing() -> None:
+    head = b"HTTP/1.1 201 Created\r\ncontent-length: 12\r\nConnection: keep-alive"
+    assert parse_response_head(head) == (201, 12, False, False)
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nconnection: close"
+    assert parse_response_head(head) == (200, None, True, True)
+    with pytest.raises(HttpError):
+        parse_response_head(b"garbage")
+
+
+def test_parser_content_length_split_and_pipelined() -> None:
+    p = _Parser()
+    p.feed(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhel")
+    assert p.next_response() is None
+    p.feed(b"loHTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}")
+    assert p.next_response() == (200, b"hello")
+    assert p.next_response() == (404, b"{}")
+    assert p.next_response() is None
+
+
+def test_parser_chunked() -> None:
+    p = _Parser()
+    p.feed(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    assert p.next_response() is None
+    p.feed(b"2\r\nde\r\n0\r\n\r\n")
+    assert p.next_response() == (200, b"abcde")
+    assert not p.buf
+
+
+def test_redact_removes_pair_password_and_base64() -> None:
+    secret = "admin:hunter22"
+    token = base64.b64encode(secret.encode()).decode()
+    text = f"failed for admin:hunter22 with ?token={token} and password hunter22"
+    cleaned = redact(text, secret)
+    assert "hunter22" not in cleaned and token not in cleaned
+    assert cleaned.count("<redacted>") == 3
+    assert redact("x", None) == "x"
+
+
+def test_parse_target_url() -> None:
+    assert parse_target_url("https://127.0.0.1:8443") == ("127.0.0.1", 8443, True)
+    assert parse_target_url("http://localhost") == ("localhost", 80, False)
+    with pytest.raises(ValueError):
+        parse_target_url("ftp://x")
+    with pytest.raises(ValueError):
+        parse_target_url("https://u:p@host:1")
+
+
+def test_modes_meet_sample_minimums() -> None:
+    quick, full = settings_for("quick"), settings_for("full")
+    assert quick.samples >= 2000 and full.samples >= 20_000
+    assert quick.rounds * quick.batch >= quick.samples
+    assert full.mode == "full" and quick.mode == "quick"
+    custom = settings_for("quick", samples=10, batch=None)
+    assert custom.samples == 10 and custom.mode == "custom" and custom.batch == Settings.batch
+    with pytest.raises(ValueError):
+        settings_for("slow")
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_cli_options() -> None:
+    args = _parse("--quick", "--contenders", "peer,floor", "--scenarios", "order_book")
+    assert args.quick and args.contenders == ("peer", "floor")
+    assert args.scenarios == ("order_book",)
+    with pytest.raises(SystemExit):
+        _parse("--contenders", "nobody")
+    with pytest.raises(SystemExit):
+        _parse("--quick", "--full")
+
+
+def test_cli_rejects_credentials_without_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(_parse("--api-key", "a:b")) == 2
+    assert "--url" in capsys.readouterr().err
+    assert cli.run(_parse("--samples", "0")) == 2
+
+
+def test_bench_is_registered_in_the_hbtrio_command() -> None:
+    from hbtrio.cli import _COMMANDS
+
+    assert _COMMANDS["bench"][0] == "hbtrio.bench.cli"
+
+
+def test_availability_is_a_note_or_none() -> None:
+    note = availability()
+    import hbtrio
+
+    if hasattr(hbtrio, "open_client"):
+        assert note is None
+    else:
+        assert note is not None and "open_client" in note

@@ -1,0 +1,61 @@
+"""A very short end-to-end run of the suite against the simulator it starts itself."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from hbtrio.bench.report import JSON_SCHEMA
+from hbtrio.bench.runner import run_bench, settings_for
+
+pytest.importorskip("hbtrio.sim.cli")
+pytest.importorskip("hummingbot_api_client")
+
+
+def test_short_run_floor_and_peer(tmp_path: Path) -> None:
+    settings = settings_for(
+        "quick",
+        samples=20,
+        batch=10,
+        warmup=1,
+        first_warmup=2,
+        levels=(1, 4),
+        throughput_window=0.1,
+        throughput_rounds=1,
+        stream_window=0.2,
+        stream_rounds=1,
+        contenders=("peer", "floor"),
+        scenarios=("order_place", "order_book", "ticker", "throughput", "stream"),
+    )
+    lines: list[str] = []
+    results = run_bench(
+        settings, output=tmp_path, plot=False, show_progress=False, echo=lines.append
+    )
+    assert results.errors == []
+    for scenario in ("order_place", "order_book", "ticker"):
+        for contender in ("peer", "floor"):
+            assert results.latency[scenario][contender].count == 20
+    for level in (1, 4):
+        assert results.throughput[level]["floor"].requests > 0
+        assert results.throughput[level]["peer"].cpu_s > 0
+    assert results.stream["floor"].requests > 0
+    assert results.stream["peer"].requests > 0
+    assert results.contenders["floor"]["available"] is True
+    assert results.contenders["hbtrio"]["available"] is False
+    assert results.contenders["hbtrio"]["note"] == "not selected"
+    result_lines = [x for x in lines if x.startswith("RESULT ")]
+    assert re.fullmatch(
+        r"RESULT scenario=order_place hbtrio_p50_us=NA hbtrio_p99_us=NA "
+        r"peer_p50_us=\d+\.\d peer_p99_us=\d+\.\d floor_p50_us=\d+\.\d floor_p99_us=\d+\.\d",
+        result_lines[0],
+    )
+    assert len(result_lines) == 3 + 2 + 1
+    [json_file] = tmp_path.glob("hbtrio-bench-*.json")
+    data = json.loads(json_file.read_text())
+    jsonschema.validate(data, JSON_SCHEMA)
+    assert data["target"]["simulator"] is True
+    assert "bench:" not in json_file.read_text()  # the generated credential never lands in files
