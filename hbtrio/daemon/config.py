@@ -153,12 +153,16 @@ class SupervisorConfig:
         backoff_max: Cap of the (doubling, jittered) delay, seconds.
         stop_timeout: Seconds a graceful stop may take before the rest is abandoned.
         buffer: Event buffer of the daemon's subscription to the event engine.
+        probe_interval: Seconds between timed ``server_info`` requests that feed
+            the latency histogram and catch a server that stopped answering
+            (``0``: no probe).
     """
 
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     stop_timeout: float = 4.5
     buffer: int = 10_000
+    probe_interval: float = 15.0
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -451,7 +455,9 @@ def _parse_log(raw: object) -> LogConfig:
 def _parse_supervisor(raw: object) -> SupervisorConfig:
     table = _table(raw, "supervisor")
     _reject_unknown(
-        table, {"backoff_initial", "backoff_max", "stop_timeout", "buffer"}, "supervisor."
+        table,
+        {"backoff_initial", "backoff_max", "stop_timeout", "buffer", "probe_interval"},
+        "supervisor.",
     )
     initial = _float(table, "backoff_initial", "supervisor.backoff_initial", 0.5, positive=True)
     cap = _float(table, "backoff_max", "supervisor.backoff_max", 30.0, positive=True)
@@ -459,7 +465,8 @@ def _parse_supervisor(raw: object) -> SupervisorConfig:
         raise DaemonConfigError("supervisor.backoff_max", "must be >= supervisor.backoff_initial")
     stop_timeout = _float(table, "stop_timeout", "supervisor.stop_timeout", 4.5, positive=True)
     buffer = _int(table, "buffer", "supervisor.buffer", 10_000, 1, 10_000_000)
-    return SupervisorConfig(initial, cap, stop_timeout, buffer)
+    probe = _float(table, "probe_interval", "supervisor.probe_interval", 15.0)
+    return SupervisorConfig(initial, cap, stop_timeout, buffer, probe)
 
 
 _TOP_KEYS = {"server", "subscriptions", "sink", "health", "log", "supervisor"}

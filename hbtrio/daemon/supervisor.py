@@ -383,6 +383,8 @@ class Daemon:
                 async with trio.open_nursery() as nursery:
                     for spec in self.config.subscriptions:
                         nursery.start_soon(self._keep_subscription, client, spec)
+                    if self.config.supervisor.probe_interval > 0:
+                        nursery.start_soon(self._probe, client)
                     await trio.sleep_forever()
         except Exception as raw:
             exc = _leaf(raw)
@@ -410,6 +412,20 @@ class Daemon:
                     exc_info=exc,
                 )
             return exc
+
+    async def _probe(self, client: Any) -> None:
+        """Time a cheap request now and then (latency histogram, liveness)."""
+        interval = self.config.supervisor.probe_interval
+        while True:
+            start = trio.current_time()
+            try:
+                await client.server_info()
+            except HbtrioError as exc:
+                self.metrics.error(type(exc).__name__)
+                self.log.warning("probe failed", extra={"fields": {"error": _describe(exc)}})
+            else:
+                self.metrics.observe_latency("server_info", trio.current_time() - start)
+            await trio.sleep(interval)
 
     async def _keep_subscription(self, client: Any, spec: SubscriptionSpec) -> None:
         backoff = Backoff(

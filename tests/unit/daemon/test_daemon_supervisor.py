@@ -69,6 +69,13 @@ class FakeClient:
         self.engine = engine
         self.server = server
 
+    async def server_info(self) -> dict[str, str]:
+        self.server.probes += 1
+        await trio.sleep(0.02)
+        if self.server.probes == 2:
+            raise ServerError("probe failed", status=503)
+        return {"status": "running"}
+
     @asynccontextmanager
     async def subscribe_order_book(
         self, exchange: str, market: str, depth: int = 10
@@ -91,6 +98,7 @@ class FakeServer:
         self.crash_after = crash_after
         self.attempts = 0
         self.subscribed: list[tuple[str, str, str, int]] = []
+        self.probes = 0
 
     @asynccontextmanager
     async def open_client(self, config: ClientConfig, *, engine: EventEngine) -> AsyncIterator[Any]:
@@ -172,6 +180,13 @@ async def test_unreachable_at_start_is_retried_and_events_reach_the_sink(
     assert isinstance(last, ConnectionStateChanged) and last.new is S.DISCONNECTED
     assert sink.closed
     assert "server unreachable" in log.getvalue()
+    assert server.probes == 1  # default interval 15 s: one probe in 10 s
+    assert (
+        daemon.metrics.counter_value(
+            "hbtrio_request_latency_seconds_count", operation="server_info"
+        )
+        == 1
+    )
     assert f'"events_received":{daemon.received}' in log.getvalue()
 
 
@@ -188,13 +203,15 @@ async def test_authentication_failure_at_start_exits_3(autojump_clock: trio.abc.
 
 async def test_failing_client_is_restarted_and_reported(autojump_clock: trio.abc.Clock) -> None:
     server = FakeServer([], crash_after=2.0)
-    daemon, sink, log = make_daemon(server)
+    daemon, sink, log = make_daemon(server, probe_interval=1.0)
     code = await run_for(daemon, 10.0)
     assert code == EXIT_OK
     assert server.attempts == 2
     assert daemon.metrics.restarts == 1
-    assert daemon.metrics.counter_value("hbtrio_errors_total", kind="ServerError") == 1
     assert "client failed" in log.getvalue()
+    assert server.probes >= 8  # every second, before and after the restart
+    assert "probe failed" in log.getvalue()
+    assert daemon.metrics.counter_value("hbtrio_errors_total", kind="ServerError") == 2
     states = [e.new for e in sink.events if isinstance(e, ConnectionStateChanged)]
     assert states.count(S.CONNECTED) == 2
     assert daemon.metrics.counter_value("hbtrio_reconnects_total") == 1
