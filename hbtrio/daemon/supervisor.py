@@ -374,8 +374,8 @@ class Daemon:
             self._supervisor_done.set()
 
     async def _run_client_once(self) -> BaseException:
-        open_client = self._client_factory()
         try:
+            open_client = self._client_factory()
             async with open_client(self.config.client, engine=self.engine) as client:
                 if not self._started_once:
                     self.log.info("client started")
