@@ -323,11 +323,11 @@ class SimProcess:
         self.port = int(url.rsplit(":", 1)[1])
         return self.line
 
-    async def stop(self, sig: int = signal.SIGTERM, wait_s: float = 10.0) -> int:
-        """Send ``sig`` and wait for the exit code.
+    async def stop(self, sig: int | None = signal.SIGTERM, wait_s: float = 10.0) -> int:
+        """Send ``sig`` (unless ``None``: it was sent already) and wait for the exit code.
 
         Args:
-            sig: Signal to send.
+            sig: Signal to send, or ``None`` to only wait.
             wait_s: Seconds to wait before killing it.
 
         Returns:
@@ -337,7 +337,8 @@ class SimProcess:
         if process is None:
             return 0
         if process.returncode is None:
-            process.send_signal(sig)
+            if sig is not None:
+                process.send_signal(sig)
             with trio.move_on_after(wait_s):
                 await process.wait()
             if process.returncode is None:

@@ -1,0 +1,74 @@
+"""``hbtrio sim`` as a real subprocess: one line, restart on the same port, clean stop."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+from tests.integration.conftest import RawHTTP, SimProcess, basic_auth, ssl_context_for
+
+Launch = Callable[..., Awaitable[SimProcess]]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_stop_closes_websockets_1001_and_restarts_on_same_port(
+    sim_process: Launch, sig: int
+) -> None:
+    proc = await sim_process("--seed", "5", api_key="alice:s3cret")
+    assert (
+        proc.line == f"hbtrio sim listening on https://127.0.0.1:{proc.port} (ca: {proc.ca_path})"
+    )
+    assert proc.ca_path is not None
+    ca_before = Path(proc.ca_path).read_bytes()
+    info = proc.info
+    http = RawHTTP(info)
+    try:
+        assert (await http.get("/accounts/")).json() == ["master_account"]
+        async with open_websocket_url(
+            info.ws_url,
+            ssl_context=ssl_context_for(info),
+            extra_headers=[(b"authorization", basic_auth(info.api_key))],
+        ) as ws:
+            assert '"connected"' in await ws.get_message()
+            started = trio.current_time()
+            assert proc.process is not None
+            proc.process.send_signal(sig)
+            with pytest.raises(ConnectionClosed) as closed, trio.fail_after(2):
+                while True:
+                    await ws.get_message()
+            assert closed.value.reason.code == 1001
+            await ws._stream.aclose()
+            assert await proc.stop(None) == 0
+            assert trio.current_time() - started < 2.0
+    finally:
+        await http.aclose()
+
+    port = proc.port
+    await proc.start()  # at once, same port, same CA
+    assert proc.port == port
+    assert Path(proc.info.ca_path or "").read_bytes() == ca_before
+    http = RawHTTP(proc.info)
+    try:
+        assert (await http.get("/accounts/")).status == 200
+    finally:
+        await http.aclose()
+
+
+async def test_no_tls_and_bad_key(sim_process: Launch) -> None:
+    proc = await sim_process("--no-tls")
+    assert proc.line == f"hbtrio sim listening on http://127.0.0.1:{proc.port} (no TLS)"
+    assert await proc.stop() == 0
+    bad = await trio.run_process(
+        [sys.executable, "-m", "hbtrio", "sim", "--api-key", "nocolon"],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert b"nocolon" not in bad.stderr and bad.stdout == b""
