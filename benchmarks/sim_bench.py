@@ -29,7 +29,15 @@ from pathlib import Path
 
 def _start_sim(cert_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
     cmd = [
-        sys.executable, "-m", "hbtrio", "sim", "--port", "0", "--cert-dir", str(cert_dir), *extra,
+        sys.executable,
+        "-m",
+        "hbtrio",
+        "sim",
+        "--port",
+        "0",
+        "--cert-dir",
+        str(cert_dir),
+        *extra,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

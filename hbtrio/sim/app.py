@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 import msgspec
 import trio
 
-from .engine import BUY, SELL, TERMINAL_STATUSES, Fill, RequestRejected, SimOrder
+from .engine import Fill, RequestRejected, SimOrder
 from .liquidity import INTERVALS, candle_records
 from .state import OrderLogEntry, SimState
 
@@ -911,7 +911,7 @@ class SimApp:
         }
 
     def _interval(self, v: _Validator, default: str | None) -> str | None:
-        interval = v.string("interval", required=default is None, default=default)
+        interval: str | None = v.string("interval", required=default is None, default=default)
         if interval is not None and interval not in INTERVALS:
             v._err(
                 "value_error",
@@ -966,8 +966,3 @@ class SimApp:
                 "timestamp": now,
             }
         return {"connector": connector, "count": len(tickers), "tickers": tickers}
-
-
-# Names kept importable for the WebSocket module and tests.
-SIDES: Final = (BUY, SELL)
-TERMINAL: Final = TERMINAL_STATUSES

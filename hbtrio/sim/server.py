@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -182,8 +182,8 @@ async def serve(
         async with trio.open_nursery() as nursery:
 
             async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
-                await hypercorn_serve(  # type: ignore[call-overload]
-                    app, config, shutdown_trigger=graceful, task_status=task_status
+                await hypercorn_serve(
+                    cast(Any, app), config, shutdown_trigger=graceful, task_status=task_status
                 )
                 nursery.cancel_scope.cancel()
 

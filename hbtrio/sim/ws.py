@@ -18,8 +18,8 @@ coalesced into the next snapshot).
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import math
 import time
 import uuid
@@ -178,10 +178,11 @@ class _Session:
     def _clamp(self, value: Any) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        value = float(value)
-        if math.isnan(value):
+        number = float(value)
+        if math.isnan(number):
             return None
-        return max(self.settings.min_update_interval, min(self.settings.max_update_interval, value))
+        low, high = self.settings.min_update_interval, self.settings.max_update_interval
+        return max(low, min(high, number))
 
     async def subscribe(self, msg: dict[str, Any]) -> None:
         sub_type = msg.get("type")

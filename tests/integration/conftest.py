@@ -205,7 +205,7 @@ class RawHTTP:
                 resp_headers = {k.decode(): v.decode() for k, v in event.headers}
             elif isinstance(event, h11.Data):
                 chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage) or isinstance(event, h11.ConnectionClosed):
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 break
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()

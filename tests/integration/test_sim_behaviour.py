@@ -53,15 +53,15 @@ async def test_order_and_trade_pagination(sim: SimInfo, sim_http: RawHTTP) -> No
     ids = await place_many(sim_http, 5)
     pages = await walk(sim_http, "/trading/orders/search", {"limit": 2}, "order_id")
     assert [len(p) for p in pages] == [2, 2, 1]
-    assert sum(pages, []) == list(reversed(ids))  # newest first, nothing repeated
+    assert [i for p in pages for i in p] == list(reversed(ids))  # newest first, nothing repeated
     active = await walk(sim_http, "/trading/orders/active", {"limit": 2}, "order_id")
-    assert sorted(sum(active, [])) == sorted(ids)
+    assert sorted([i for p in active for i in p]) == sorted(ids)
     bad = await sim_http.post("/trading/orders/search", {"limit": 2, "cursor": "nonsense"})
     assert bad.status == 400
 
     market_ids = await place_many(sim_http, 3, side="SELL", price=None)
     trades = await walk(sim_http, "/trading/trades", {"limit": 1}, "order_id")
-    flat = sum(trades, [])
+    flat = [i for p in trades for i in p]
     assert set(flat) == set(market_ids) and len(flat) >= 3
     buys = (await sim_http.post("/trading/trades", {"limit": 100, "trade_types": ["BUY"]})).json()
     assert buys["data"] == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 import trio
@@ -25,7 +24,7 @@ async def test_stop_closes_websockets_1001_and_restarts_on_same_port(
         proc.line == f"hbtrio sim listening on https://127.0.0.1:{proc.port} (ca: {proc.ca_path})"
     )
     assert proc.ca_path is not None
-    ca_before = Path(proc.ca_path).read_bytes()
+    ca_before = await trio.Path(proc.ca_path).read_bytes()
     info = proc.info
     http = RawHTTP(info)
     try:
@@ -52,7 +51,7 @@ async def test_stop_closes_websockets_1001_and_restarts_on_same_port(
     port = proc.port
     await proc.start()  # at once, same port, same CA
     assert proc.port == port
-    assert Path(proc.info.ca_path or "").read_bytes() == ca_before
+    assert await trio.Path(proc.info.ca_path or "").read_bytes() == ca_before
     http = RawHTTP(proc.info)
     try:
         assert (await http.get("/accounts/")).status == 200

@@ -42,7 +42,8 @@ async def main():
         out["candles"] = await client.market_data.get_candles("binance", "BTC-USDT", "1m", 10)
         async with client.ws.market_data() as ws:
             out["connection_id"] = ws.connection_id
-            out["sub_trades"] = await ws.subscribe_trades("binance", "BTC-USDT", update_interval=1.0)
+            out["sub_trades"] = await ws.subscribe_trades(
+                "binance", "BTC-USDT", update_interval=1.0)
             out["sub_book"] = await ws.subscribe_order_book(
                 "binance", "BTC-USDT", depth=5, update_interval=1.0)
             seen = {}

@@ -6,9 +6,8 @@ protocol.md are checked field by field.
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 from hbtrio.sim import SimInfo
 from tests.integration.conftest import RawHTTP
