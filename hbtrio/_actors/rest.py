@@ -1,0 +1,323 @@
+"""The REST request path: retries, time bounds, error mapping, logging.
+
+:class:`RestActor` sends :class:`~hbtrio._wire.rest.HttpRequest` values built by
+:mod:`hbtrio._wire.rest` over a :class:`Transport` (the
+:class:`~hbtrio._actors.http.HttpPool` in production, an in-memory fake in unit
+tests), parses 2xx answers with the given parser and maps every other answer with
+:func:`hbtrio._wire.errors.error_from_response`.
+
+Retry policy
+------------
+Every attempt is bounded by ``config.timeout`` (none when it is 0). A failed
+attempt is retried, after a full-jitter exponential backoff delay
+(:func:`hbtrio._core.backoff.retry_delays`), at most ``config.retries`` times:
+
+* idempotent requests (reads): on any connection failure except TLS certificate
+  and authentication failures, on timeouts, and on retryable server answers (429,
+  503, 504);
+* non-idempotent requests (placing, cancelling): only when the request provably
+  never reached the server (transport errors with ``retryable=True``) or the
+  server said it did not process it (429, 503). Any other lost answer raises
+  :class:`AmbiguousOutcome` for the caller to reconcile: an order is never sent
+  twice blindly.
+
+A call therefore returns or raises within ``timeout * (retries + 1)`` plus the
+backoff delays (plus, with ``rate_limit``, the client-side rate-limit waits).
+
+Logging: every request and answer is logged at DEBUG on the ``hbtrio`` logger
+(method, path, body excerpt, status, duration). Headers are never logged, so
+the ``Authorization`` value (the API key) cannot appear.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+import trio
+
+from .._config import ClientConfig
+from .._core.backoff import retry_delays
+from .._errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    HbtrioError,
+    MalformedResponse,
+    RequestTimeout,
+)
+from .._wire.errors import RejectionTable, error_from_response
+from .._wire.rest import HttpRequest
+from ..models import Order, OrderRequest, OrderType
+from .http import HttpResponse
+
+__all__ = [
+    "AmbiguousOutcome",
+    "RestActor",
+    "Transport",
+    "is_certificate_error",
+    "match_order",
+]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("hbtrio")
+
+_EXCERPT = 500
+_RETRY_STATUSES_UNSENT = frozenset({429, 503})
+
+
+class Transport(Protocol):
+    """What the REST actor needs from the HTTP layer (see :class:`HttpPool`)."""
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        *,
+        timeout: float | None,  # noqa: ASYNC109
+    ) -> HttpResponse:
+        """Send one request and return the complete response."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the transport."""
+        ...
+
+
+class AmbiguousOutcome(Exception):
+    """A non-idempotent request may have reached the server but its answer was lost.
+
+    Args:
+        cause: The transport error or answer that left the outcome open.
+        sent_at: Wall-clock time (epoch seconds) just before the first attempt
+            that may have been sent.
+
+    Attributes:
+        cause: The hbtrio exception describing what was lost.
+        sent_at: Wall-clock time before the ambiguous attempt.
+    """
+
+    def __init__(self, cause: HbtrioError, sent_at: float) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.sent_at = sent_at
+
+
+def is_certificate_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a TLS certificate verification failure.
+
+    Args:
+        exc: Any exception.
+
+    Returns:
+        ``True`` for a certificate failure (never worth retrying).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _excerpt(body: bytes | None) -> str:
+    if not body:
+        return ""
+    text = body[:_EXCERPT].decode("utf-8", "replace")
+    return text + ("..." if len(body) > _EXCERPT else "")
+
+
+class RestActor:
+    """Sends REST requests with retries, deadlines, error mapping and logging.
+
+    Args:
+        config: The client configuration (``timeout``, ``retries``).
+        transport: The HTTP transport.
+        rejections: Table mapping order rejection texts to exception types.
+        rng: Random source of the backoff jitter.
+        clock: Wall clock (epoch seconds) used to stamp request windows.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        transport: Transport,
+        *,
+        rejections: RejectionTable | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        self.rejections = rejections if rejections is not None else RejectionTable()
+        self._rng = rng if rng is not None else random.Random()
+        self._timeout = config.timeout or None
+        self.clock = clock
+
+    def delays(self) -> list[float]:
+        """Backoff delays before each retry (fresh jitter per call).
+
+        Returns:
+            ``config.retries`` delays, seconds.
+        """
+        return retry_delays(
+            self.config.retries,
+            initial=self.config.reconnect_initial,
+            cap=self.config.reconnect_max,
+            rng=self._rng,
+        )
+
+    async def _attempt(self, req: HttpRequest) -> HttpResponse:
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
+            logger.debug("request %s %s %s", req.method, req.path, _excerpt(req.body))
+            began = time.perf_counter()
+        try:
+            response = await self.transport.request(
+                req.method, req.path, req.body, timeout=self._timeout
+            )
+        except HbtrioError as exc:
+            if debug:
+                logger.debug("request %s %s failed: %s", req.method, req.path, exc)
+            raise
+        if debug:
+            logger.debug(
+                "response %s %s -> %d in %.1f ms %s",
+                req.method,
+                req.path,
+                response.status,
+                (time.perf_counter() - began) * 1000,
+                _excerpt(response.body),
+            )
+        return response
+
+    def _retry_allowed(self, req: HttpRequest, exc: HbtrioError) -> bool:
+        if isinstance(exc, AuthenticationFailed) or is_certificate_error(exc):
+            return False
+        if isinstance(exc, ConnectionFailed | RequestTimeout):
+            return req.idempotent or exc.retryable
+        if exc.status is not None:
+            if req.idempotent:
+                return exc.retryable
+            return exc.status in _RETRY_STATUSES_UNSENT
+        return False
+
+    async def call(
+        self,
+        req: HttpRequest,
+        parse: Callable[[bytes], T],
+        *,
+        order: OrderRequest | None = None,
+        ok: Sequence[int] = (200, 201),
+    ) -> T:
+        """Send ``req`` (retrying as the policy allows) and parse the answer.
+
+        Args:
+            req: The request.
+            parse: Parser of a successful body.
+            order: The order request, attached to order errors.
+            ok: Statuses that count as success.
+
+        Returns:
+            The parsed answer.
+
+        Raises:
+            AmbiguousOutcome: A non-idempotent request may have reached the server
+                and its answer was lost (only for ``req.idempotent == False``).
+            HbtrioError: The mapped error of the last attempt (see
+                :func:`~hbtrio._wire.errors.error_from_response`), a transport error,
+                or :class:`MalformedResponse`.
+        """
+        delays = self.delays()
+        attempt = 0
+        while True:
+            sent_at = self.clock()
+            try:
+                response = await self._attempt(req)
+            except HbtrioError as exc:
+                error: HbtrioError = exc
+                if not req.idempotent and not self._retry_allowed(req, exc):
+                    if is_certificate_error(exc) or isinstance(exc, AuthenticationFailed):
+                        raise
+                    raise AmbiguousOutcome(exc, sent_at) from exc
+            else:
+                if response.status in ok:
+                    try:
+                        return parse(response.body)
+                    except MalformedResponse as exc:
+                        exc.method, exc.path, exc.status = req.method, req.path, response.status
+                        raise
+                error = error_from_response(
+                    response.status,
+                    response.content_type,
+                    response.body,
+                    method=req.method,
+                    path=req.path,
+                    request=order,
+                    rejections=self.rejections,
+                )
+                if not req.idempotent and response.status == 504:
+                    # A gateway timeout says nothing about whether the server acted.
+                    raise AmbiguousOutcome(error, sent_at) from error
+            if attempt >= len(delays) or not self._retry_allowed(req, error):
+                raise error
+            logger.debug(
+                "retrying %s %s after %s (attempt %d of %d)",
+                req.method,
+                req.path,
+                type(error).__name__,
+                attempt + 2,
+                len(delays) + 1,
+            )
+            await trio.sleep(delays[attempt])
+            attempt += 1
+
+
+def match_order(
+    request: OrderRequest,
+    order: Order,
+    *,
+    start: float,
+    end: float,
+    slack: float = 2.0,
+) -> bool:
+    """Whether ``order`` could be the one ``request`` created in ``[start, end]``.
+
+    Matches account, exchange, market, side, type, amount, price (limit types) and
+    a creation time inside the window widened by ``slack`` seconds on both sides
+    (server and client clocks differ a little).
+
+    Args:
+        request: What was sent.
+        order: A candidate order from the server.
+        start: Wall-clock time before the request was sent, epoch seconds.
+        end: Wall-clock time after its answer was lost, epoch seconds.
+        slack: Seconds of clock tolerance.
+
+    Returns:
+        Whether it matches.
+    """
+    if (
+        order.account != request.account
+        or order.exchange != request.exchange
+        or order.market != request.market
+        or order.side is not request.side
+        or order.order_type is not request.order_type
+        or order.amount != request.amount
+    ):
+        return False
+    if (
+        request.order_type is not OrderType.MARKET
+        and request.price is not None
+        and order.price != request.price
+    ):
+        return False
+    created = order.created_at
+    return not created or start - slack <= created <= end + slack
