@@ -121,8 +121,11 @@ async def serve(
             1001 and the server stops gracefully.
         task_status: Receives the :class:`SimInfo` once listening.
     """
-    from hypercorn.config import Config
     from hypercorn.trio import serve as hypercorn_serve
+
+    from ._hypercorn import SimConfig, install_response_coalescing
+
+    install_response_coalescing()
 
     settings = SimSettings(
         api_key=api_key,
@@ -145,7 +148,7 @@ async def serve(
     simulation.engine.listeners.append(signals)
     app = SimApp(state, partial(market_data_session, state, signals))
 
-    config = Config()
+    config = SimConfig()
     bind_host = f"[{host}]" if ":" in host else host
     config.bind = [f"{bind_host}:{port}"]
     config.keep_alive_timeout = idle_timeout
