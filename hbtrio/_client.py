@@ -467,7 +467,8 @@ class Client:
         matches: dict[str, Order] = {}
         unresolved_fills: set[str] = set()
         problem: HbtrioError | None = None
-        for attempt in range(_RECONCILE_PASSES):
+        passes = 1 if lost.answered else _RECONCILE_PASSES
+        for attempt in range(passes):
             end = self._rest.clock()
             try:
                 matches, unresolved_fills = await self._find_matches(request, start, end)
@@ -476,7 +477,7 @@ class Client:
                 matches, unresolved_fills = {}, set()
             if matches or unresolved_fills:
                 break
-            if attempt + 1 < _RECONCILE_PASSES:
+            if attempt + 1 < passes:
                 await trio.sleep(_RECONCILE_PAUSE)
         if len(matches) == 1 and not unresolved_fills:
             order = next(iter(matches.values()))
@@ -484,6 +485,9 @@ class Client:
             logger.debug("reconciled lost placement to order %s", order.order_id)
             return order
         candidates = tuple(matches.values())
+        if lost.answered and not matches and not unresolved_fills and problem is None:
+            # The server answered with an error and created nothing: its error stands.
+            raise lost.cause
         if not matches and not unresolved_fills:
             why = "no matching order was found"
             if problem is not None:

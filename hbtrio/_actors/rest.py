@@ -19,7 +19,9 @@ attempt is retried, after a full-jitter exponential backoff delay
   never reached the server (transport errors with ``retryable=True``) or the
   server said it did not process it (429, 503). Any other lost answer raises
   :class:`AmbiguousOutcome` for the caller to reconcile: an order is never sent
-  twice blindly.
+  twice blindly. A plain 5xx answer to an order placement is also handed over as
+  :class:`AmbiguousOutcome` (``answered=True``): the server may have created the
+  order before failing.
 
 A call therefore returns or raises within ``timeout * (retries + 1)`` plus the
 backoff delays (plus, with ``rate_limit``, the client-side rate-limit waits).
@@ -48,6 +50,7 @@ from .._errors import (
     HbtrioError,
     MalformedResponse,
     RequestTimeout,
+    ServerError,
 )
 from .._wire.errors import RejectionTable, error_from_response
 from .._wire.rest import HttpRequest
@@ -96,16 +99,20 @@ class AmbiguousOutcome(Exception):
         cause: The transport error or answer that left the outcome open.
         sent_at: Wall-clock time (epoch seconds) just before the first attempt
             that may have been sent.
+        answered: The server did answer, with a 5xx that may follow processing
+            (so if no order is found, the server's error is the outcome).
 
     Attributes:
         cause: The hbtrio exception describing what was lost.
         sent_at: Wall-clock time before the ambiguous attempt.
+        answered: Whether the server answered (with an error) at all.
     """
 
-    def __init__(self, cause: HbtrioError, sent_at: float) -> None:
+    def __init__(self, cause: HbtrioError, sent_at: float, *, answered: bool = False) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.sent_at = sent_at
+        self.answered = answered
 
 
 def is_certificate_error(exc: BaseException) -> bool:
@@ -266,6 +273,15 @@ class RestActor:
                 if not req.idempotent and response.status == 504:
                     # A gateway timeout says nothing about whether the server acted.
                     raise AmbiguousOutcome(error, sent_at) from error
+                if (
+                    not req.idempotent
+                    and response.status >= 500
+                    and response.status not in _RETRY_STATUSES_UNSENT
+                    and order is not None
+                    and type(error) is ServerError
+                ):
+                    # A 500 may come after the order was created: the caller checks.
+                    raise AmbiguousOutcome(error, sent_at, answered=True) from error
             if attempt >= len(delays) or not self._retry_allowed(req, error):
                 raise error
             logger.debug(

@@ -341,6 +341,18 @@ async def test_lost_answer_reconciled_to_the_one_order(client: Client, server: F
     assert paths(server).count("/trading/orders") == 1  # never sent twice
 
 
+async def test_500_after_the_order_was_created_returns_it(
+    client: Client, server: FakeServer
+) -> None:
+    def created_then_500(call: Call) -> Any:
+        server._place(call.body)
+        return detail(500, "Internal server error (simulated fault)")
+
+    server.add_fault("/trading/orders", created_then_500)
+    order = await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
+    assert list(server.orders) == [order.order_id]
+
+
 async def test_lost_answer_with_no_order_is_outcome_unknown(
     client: Client, server: FakeServer, autojump_clock: trio.abc.Clock
 ) -> None:
