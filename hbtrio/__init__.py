@@ -6,6 +6,8 @@ contract; ``hbtrio.sim`` holds the bundled simulator (``pip install hbtrio[sim]`
 
 from __future__ import annotations
 
+from ._client import Client as Client
+from ._client import open_client as open_client
 from ._config import ClientConfig as ClientConfig
 from ._errors import AuthenticationFailed as AuthenticationFailed
 from ._errors import ConfigError as ConfigError
@@ -61,6 +63,7 @@ __all__ = [
     "Balance",
     "Candle",
     "CandleUpdate",
+    "Client",
     "ClientConfig",
     "ConfigError",
     "ConnectionFailed",
@@ -105,4 +108,5 @@ __all__ = [
     "TradeEvent",
     "TradingRule",
     "__version__",
+    "open_client",
 ]
