@@ -10,92 +10,77 @@ State machine (the connection-state table of the API contract)::
     ERROR        --slow retry---------------> CONNECTING
     any          --client closed------------> DISCONNECTED
 
-While connected the actor runs three small tasks on the socket: a reader that
-never blocks on user data (every frame is decoded and handed synchronously to a
-:class:`SessionListener`, whose job is to be non-blocking), a pinger that sends
-``{"action":"ping"}`` every ``ping_interval`` and declares the link dead when
-nothing (not even the pong) came back within the pong deadline, and a watchdog
-that declares it dead after ``heartbeat_timeout`` of silence.
+While connected the actor runs three small tasks on the socket:
+
+* a reader that never waits on anyone: it decodes each frame and routes it:
+  control messages (``subscribed``, ``unsubscribed``, ``error``, ``pong``) go to
+  the correlation actor's inbox with ``send_nowait`` (a full inbox is a
+  bug-level condition: reported, and the connection is replaced), data pushes
+  go to the non-blocking data router, and every frame (heartbeats included)
+  feeds the liveness watchdog;
+* a pinger that asks the correlation actor to ping every ``ping_interval`` and
+  declares the link dead when nothing (not even the pong) came back within the
+  pong deadline;
+* a watchdog that declares it dead after ``heartbeat_timeout`` of silence.
+
+Each connection is announced with :class:`~hbtrio._actors.correlation.LinkUp`
+and its end with :class:`~hbtrio._actors.correlation.LinkDown`, first to the
+correlation actor, then to every other link watcher (the renewal actor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 import trio
 
 from .._config import ClientConfig
 from .._core.backoff import Backoff
-from .._errors import AuthenticationFailed, ConnectionFailed, HbtrioError
+from .._errors import AuthenticationFailed, ConnectionFailed, HbtrioError, RequestTimeout
 from .._wire.ws import (
+    CandlesMessage,
+    CandleUpdateMessage,
     ConnectedMessage,
     ErrorMessage,
-    ServerMessage,
+    OrderBookMessage,
+    PongMessage,
+    SubscribedMessage,
+    TradesMessage,
+    UnsubscribedMessage,
     decode_server_message,
-    encode_ping,
 )
 from ..events import ConnectionStateChanged, ErrorEvent, Event
 from ..models import ConnectionState
+from .correlation import (
+    Control,
+    CorrelationActor,
+    Link,
+    LinkDown,
+    LinkEvent,
+    LinkUp,
+    PingRequest,
+    Reply,
+)
 from .transport import AUTH_CLOSE_CODE, Dialer, TransportClosed, WsTransport
 
-__all__ = ["ConnectionActor", "Link", "SessionListener"]
+__all__ = ["ConnectionActor", "DataPush", "DataRoute", "Link"]
 
 _AUTH_FAILED_TEXT = "authentication failed"
 
+DataPush: TypeAlias = OrderBookMessage | TradesMessage | CandlesMessage | CandleUpdateMessage
+"""A market-data push of a subscription."""
 
-class Link(Protocol):
-    """The send side of the current connection, given to the listener."""
+DataRoute = Callable[[DataPush, float], None]
+"""Where the reader hands data pushes, with the receive time: must never block."""
 
-    async def send(self, message: str) -> None:
-        """Send one text frame.
-
-        Args:
-            message: The JSON text.
-
-        Raises:
-            TransportClosed: The connection is gone.
-        """
-        ...
+_DATA = (OrderBookMessage, TradesMessage, CandlesMessage, CandleUpdateMessage)
+_CONTROL = (SubscribedMessage, UnsubscribedMessage, ErrorMessage, PongMessage)
 
 
-class SessionListener(Protocol):
-    """Receives the connection's life events and messages. Every method must be
-    quick and must never block (the reader calls them inline)."""
-
-    def connection_up(self, link: Link, now: float) -> None:
-        """A connection is open and authenticated.
-
-        Args:
-            link: Where to send actions on this connection.
-            now: Current time.
-        """
-
-    def message(self, message: ServerMessage, now: float) -> None:
-        """A decoded message arrived (control messages included).
-
-        Args:
-            message: The message.
-            now: Current time.
-        """
-
-    def connection_down(self, now: float) -> None:
-        """The connection is gone (dropped, silent or closed).
-
-        Args:
-            now: Current time.
-        """
-
-
-class _NullListener:
-    def connection_up(self, link: Link, now: float) -> None:
-        pass
-
-    def message(self, message: ServerMessage, now: float) -> None:
-        pass
-
-    def connection_down(self, now: float) -> None:
-        pass
+def _drop_data(message: DataPush, now: float) -> None:
+    pass
 
 
 class _Dead(Exception):
@@ -109,8 +94,14 @@ class ConnectionActor:
     Args:
         config: The client configuration (timings and retries).
         dialer: Opens one WebSocket (see :func:`~hbtrio._actors.transport.trio_websocket_dialer`).
-        publish: Non-blocking sink of events (``EventEngine.publish``).
-        listener: Receives connection life events and messages.
+        publish: Non-blocking sink of events (the publisher actor's
+            ``publish_nowait``, or ``EventEngine.publish``).
+        route_data: Receives data pushes from the reader (never blocking);
+            default: dropped.
+        correlation: The correlation actor (run by the caller). Default: the
+            actor makes and runs one of its own.
+        link_watchers: Further inboxes told :class:`LinkUp` / :class:`LinkDown`
+            after the correlation actor (e.g. the renewal actor's).
         backoff: Reconnect backoff (default from ``config.reconnect_*``).
         pong_timeout: Seconds a ping may stay unanswered (default: ``config.timeout``,
             or ``heartbeat_timeout`` when ``timeout`` is 0).
@@ -118,6 +109,9 @@ class ConnectionActor:
     Attributes:
         state: The current :class:`~hbtrio.ConnectionState`.
         connections: Number of connections established so far.
+        correlation: The correlation actor used.
+        control_overflows: Times the correlation inbox was full for a control
+            message (a bug-level condition; the connection was replaced).
     """
 
     def __init__(
@@ -125,15 +119,24 @@ class ConnectionActor:
         config: ClientConfig,
         dialer: Dialer,
         publish: Callable[[Event], None],
-        listener: SessionListener | None = None,
         *,
+        route_data: DataRoute | None = None,
+        correlation: CorrelationActor | None = None,
+        link_watchers: Sequence[trio.MemorySendChannel[LinkEvent]] = (),
         backoff: Backoff | None = None,
         pong_timeout: float | None = None,
     ) -> None:
         self._config = config
         self._dialer = dialer
         self._publish = publish
-        self._listener: SessionListener = listener or _NullListener()
+        self._route_data: DataRoute = route_data or _drop_data
+        self._owns_correlation = correlation is None
+        self.correlation = correlation if correlation is not None else CorrelationActor(publish)
+        self._watchers: tuple[trio.MemorySendChannel[LinkEvent], ...] = (
+            self.correlation.inbox,
+            *link_watchers,
+        )
+        self.control_overflows = 0
         self._backoff = backoff or Backoff(
             config.reconnect_initial, config.reconnect_max, config.reconnect_reset_after
         )
@@ -190,6 +193,17 @@ class ConnectionActor:
             ConnectionFailed: The server could not be reached after the retries,
                 or its certificate failed verification (startup only).
         """
+        if not self._owns_correlation:
+            await self._run(task_status)
+            return
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.correlation.run)
+                await self._run(task_status)
+        except BaseExceptionGroup as group:
+            raise _unwrap(group) from None
+
+    async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         started = False
         startup_failures = 0
         try:
@@ -274,20 +288,31 @@ class ConnectionActor:
     async def _serve(self, transport: WsTransport) -> None:
         """Run the reader, pinger and watchdog until the link dies."""
         link = _TransportLink(transport)
+        link_id = self.connections
         self._last_rx = trio.current_time()
-        self._listener.connection_up(link, self._last_rx)
         try:
+            await self._announce(LinkUp(link, link_id))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._reader, transport)
-                nursery.start_soon(self._pinger, transport)
+                nursery.start_soon(self._pinger, link_id)
                 nursery.start_soon(self._watchdog)
         except BaseExceptionGroup as group:
             raise _unwrap(group) from None
         finally:
             link.closed = True
-            self._listener.connection_down(trio.current_time())
+            with trio.CancelScope(shield=True):
+                await self._announce(LinkDown(link_id))
+
+    async def _announce(self, event: LinkEvent) -> None:
+        # The watchers serve their inboxes without ever blocking, so this waits
+        # at most a scheduler pass; a watcher that has stopped is skipped.
+        for inbox in self._watchers:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await inbox.send(event)
 
     async def _reader(self, transport: WsTransport) -> None:
+        control = self.correlation.inbox
+        route_data = self._route_data
         while True:
             data = await transport.receive()
             now = trio.current_time()
@@ -297,24 +322,43 @@ class ConnectionActor:
             except HbtrioError as exc:
                 self._report(exc)
                 continue
-            if isinstance(message, ErrorMessage) and (_AUTH_FAILED_TEXT in message.message.lower()):
-                raise _Dead("the server revoked the session: authentication failed")
-            try:
-                self._listener.message(message, now)
-            except HbtrioError as exc:
-                self._report(exc)
+            if isinstance(message, _DATA):
+                try:
+                    route_data(message, now)
+                except HbtrioError as exc:
+                    self._report(exc)
+            elif isinstance(message, _CONTROL):
+                if isinstance(message, ErrorMessage) and (
+                    _AUTH_FAILED_TEXT in message.message.lower()
+                ):
+                    raise _Dead("the server revoked the session: authentication failed")
+                try:
+                    control.send_nowait(Control(message, now))
+                except trio.WouldBlock:
+                    # Cannot happen with one request outstanding at a time: a server
+                    # flooding control messages, or a stalled correlation actor.
+                    self.control_overflows += 1
+                    raise _Dead("control inbox full (bug-level condition)") from None
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    raise _Dead("the correlation actor stopped") from None
+            # Heartbeats, greetings and unknown types only feed the watchdog.
 
-    async def _pinger(self, transport: WsTransport) -> None:
-        ping = encode_ping()
+    async def _pinger(self, link_id: int) -> None:
+        inbox = self.correlation.inbox
         next_ping = trio.current_time() + self._config.ping_interval
         while True:
             await trio.sleep_until(next_ping)
             sent_at = trio.current_time()
             next_ping = sent_at + self._config.ping_interval
-            await transport.send(ping)
-            await trio.sleep(self._pong_timeout)
-            if self._last_rx < sent_at:
-                raise _Dead(f"no answer to a ping within {self._pong_timeout:g} s")
+            reply = Reply[float]()
+            await inbox.send(PingRequest(sent_at + self._pong_timeout, link_id, reply))
+            try:
+                await reply.wait()
+            except RequestTimeout:
+                if self._last_rx < sent_at:
+                    raise _Dead(f"no answer to a ping within {self._pong_timeout:g} s") from None
+            except ConnectionFailed as exc:
+                raise _Dead(exc.message) from None
 
     async def _watchdog(self) -> None:
         limit = self._config.heartbeat_timeout

@@ -1,9 +1,21 @@
 """Streaming supervisor: the WebSocket side of a client.
 
-:class:`StreamingSupervisor` owns the connection actor, the renewal actor and
-(optionally) the order tracker actor, routes decoded messages and hands data to
-consumers. It is what ``Client.subscribe_*``, ``Client.state`` and
-``Client.events`` delegate to.
+:class:`StreamingSupervisor` runs, in one nursery, each started with
+``nursery.start`` and each owning its bounded ``trio`` memory-channel inbox::
+
+    publisher    <- events from every producer  -> EventEngine.publish
+    correlation  <- requests (renewal, pinger), control messages (reader),
+                    LinkUp/LinkDown (connection)
+    renewal      <- Register/Unregister (consumers), DataSeen (router),
+                    LinkUp/LinkDown (connection)
+    tracker      -> publisher (awaiting sends: order/fill events never dropped)
+    connection   the WebSocket: its reader routes control messages to
+                 correlation, data pushes to the router below, and feeds the
+                 liveness watchdog
+
+The router (this module) is the data path, called by the reader: it hands
+data to consumers and publishes it. It is what ``Client.subscribe_*``,
+``Client.state`` and ``Client.events`` delegate to.
 
 Delivery never blocks the reader: every consumer has its own bounded buffer with
 a conflation policy. Order books and tickers keep only the latest value (a
@@ -20,6 +32,8 @@ the last one leaving unsubscribes.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import time
 from collections import deque
@@ -31,26 +45,21 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from .._config import ClientConfig
-from .._core.correlator import RequestKind
 from .._core.subscriptions import (
     StreamKey,
     StreamParams,
     SubscriptionSet,
     candles_key,
     order_book_key,
+    subscription_id,
     trades_key,
 )
-from .._errors import HbtrioError, InputValidationError, SubscriptionError
+from .._errors import HbtrioError, InputValidationError
 from .._validation import check_exchange, check_interval, check_market, check_range
 from .._wire.ws import (
     CandlesMessage,
-    CandleUpdateMessage,
-    ErrorMessage,
     OrderBookMessage,
-    ServerMessage,
-    SubscribedMessage,
     TradesMessage,
-    UnsubscribedMessage,
     candle_from_update,
     candles_from_push,
     order_book_from_push,
@@ -67,8 +76,10 @@ from ..events import (
     TickerUpdate,
 )
 from ..models import Candle, ConnectionState, MarketTrade, OrderBook, Ticker
-from .connection import ConnectionActor, Link
-from .renewal import RenewalActor
+from .connection import ConnectionActor, DataPush
+from .correlation import CorrelationActor
+from .publisher import PublisherActor
+from .renewal import REFUSALS_BEFORE_FAILING, Register, RenewalActor, Unregister
 from .tracker import TrackerActor
 from .transport import Dialer, trio_websocket_dialer
 
@@ -78,9 +89,6 @@ T = TypeVar("T")
 
 DEFAULT_BUFFER = 1000
 """Items a trades/candles consumer may fall behind before the oldest are dropped."""
-
-REFUSALS_BEFORE_FAILING = 3
-"""Consecutive refusals of a subscribe after which its consumers get SubscriptionError."""
 
 
 class Subscription(Generic[T]):
@@ -241,7 +249,8 @@ class StreamingSupervisor:
 
     Args:
         config: Client configuration.
-        publish: Non-blocking event sink (``EventEngine.publish``).
+        publish: Non-blocking event sink (``EventEngine.publish``); the
+            publisher actor calls it from its own task.
         dialer: Opens the WebSocket (default: trio-websocket over TLS per ``config``).
         ticker_seed: Optional ``async (exchange, market) -> Ticker`` used when a
             ticker subscription starts, for the initial last price and volume.
@@ -249,12 +258,14 @@ class StreamingSupervisor:
             the connection.
         engine: The event engine, for :meth:`events` (``publish`` is usually
             its ``publish``).
-        tracker: The order tracker actor, started with the others.
+        tracker: The order tracker actor, started with the others; its events
+            go through the publisher actor.
 
     Attributes:
+        publisher: The event-publishing actor.
+        correlation: The request-correlation actor.
+        renewal: The subscription-renewal actor.
         connection: The connection actor.
-        renewal: The renewal actor.
-        subscriptions: The desired/active subscription set.
     """
 
     def __init__(
@@ -271,31 +282,39 @@ class StreamingSupervisor:
         self._config = config
         self.engine = engine
         self.tracker = tracker
-        self._publish = publish
         self._ticker_seed = ticker_seed
         self._extra_actors = extra_actors
-        self.subscriptions = SubscriptionSet()
-        self._sinks: dict[int, _Sink] = {}
-        self._refusals: dict[str, int] = {}
-        self._tickers: dict[tuple[str, str], list[_TickerState]] = {}
+        self.publisher = PublisherActor(publish)
+        self._publish = self.publisher.publish_nowait
+        if tracker is not None:
+            tracker.connect_outbox(self.publisher)
+        # The data router's own view of the consumers (the renewal actor has its own).
+        self._sinks: dict[str, dict[int, _Sink]] = {}
+        self._keys: dict[str, StreamKey] = {}
+        self._tokens = itertools.count(1)
         self._last_candle_published: dict[str, float] = {}
+        self.correlation = CorrelationActor(self._publish)
         self.renewal = RenewalActor(
-            self.subscriptions,
-            publish,
-            ack_timeout=config.timeout or 10.0,
-            on_refused=self._refused,
+            self._publish, self.correlation.inbox, ack_timeout=config.timeout or 10.0
         )
         self.connection = ConnectionActor(
             config,
             dialer if dialer is not None else trio_websocket_dialer(config),
-            publish,
-            self,
+            self._publish,
+            route_data=self._on_push,
+            correlation=self.correlation,
+            link_watchers=(self.renewal.inbox,),
         )
 
     @property
     def state(self) -> ConnectionState:
         """The connection state."""
         return self.connection.state
+
+    @property
+    def subscriptions(self) -> SubscriptionSet:
+        """The renewal actor's desired/active subscription set (read only)."""
+        return self.renewal.subscriptions
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run every streaming actor; started once the WebSocket is connected.
@@ -309,6 +328,8 @@ class StreamingSupervisor:
         """
         try:
             async with trio.open_nursery() as nursery:
+                await nursery.start(self.publisher.run)
+                await nursery.start(self.correlation.run)
                 await nursery.start(self.renewal.run)
                 if self.tracker is not None:
                     await nursery.start(self.tracker.run)
@@ -342,52 +363,26 @@ class StreamingSupervisor:
             raise RuntimeError("no event engine")
         return self.engine.subscribe(*types, buffer=buffer)
 
-    # -- SessionListener (called inline by the connection actor's reader) -------------
+    # -- the data router (called inline by the connection's reader; never blocks) -------
 
-    def connection_up(self, link: Link, now: float) -> None:
-        """See :class:`~hbtrio._actors.connection.SessionListener`."""
-        self.renewal.link_up(link)
-
-    def connection_down(self, now: float) -> None:
-        """See :class:`~hbtrio._actors.connection.SessionListener`."""
-        self.renewal.link_down()
-
-    def message(self, message: ServerMessage, now: float) -> None:
-        """Route one decoded message (never blocks).
+    def _on_push(self, message: DataPush, now: float) -> None:
+        """Hand one data push to its consumers and publish it.
 
         Args:
-            message: The message.
+            message: The push.
             now: Current (trio) time.
 
         Raises:
-            MalformedResponse: A push could not be converted (reported by the caller).
+            MalformedResponse: The push could not be converted (reported by the caller).
         """
-        if isinstance(
-            message, OrderBookMessage | TradesMessage | CandlesMessage | CandleUpdateMessage
-        ):
-            self._on_push(message, now)
-        elif isinstance(message, SubscribedMessage):
-            self._refusals.pop(message.subscription_id, None)
-            self.renewal.on_ack(RequestKind.SUBSCRIBE, message.subscription_id)
-        elif isinstance(message, UnsubscribedMessage):
-            self.renewal.on_ack(RequestKind.UNSUBSCRIBE, message.subscription_id)
-        elif isinstance(message, ErrorMessage) and not self.renewal.on_error(message.message, now):
-            self._publish(ErrorEvent(error=f"server error: {message.message}", kind="ServerError"))
-
-    def _on_push(
-        self,
-        message: OrderBookMessage | TradesMessage | CandlesMessage | CandleUpdateMessage,
-        now: float,
-    ) -> None:
         sub_id = message.subscription_id
-        if not self.subscriptions.on_data(sub_id, now):
+        consumers = self._sinks.get(sub_id)
+        if not consumers:
             return
-        self.renewal.note_data(sub_id)
-        key = self.subscriptions.key_of(sub_id)
-        if key is None:
-            return
+        self.renewal.mark_data(sub_id, now)
+        key = self._keys[sub_id]
         exchange, market = key[1], key[2]
-        sinks = [self._sinks[c] for c in self.subscriptions.consumers(sub_id) if c in self._sinks]
+        sinks = list(consumers.values())
         if isinstance(message, OrderBookMessage):
             book = order_book_from_push(message, exchange, market, now=_wall())
             self._publish(OrderBookUpdate(book=book))
@@ -435,39 +430,40 @@ class StreamingSupervisor:
                     sink.last_candle = candle.timestamp
                     sink.candles.offer(candle)
 
-    def _refused(self, sub_id: str, message: str) -> None:
-        count = self._refusals[sub_id] = self._refusals.get(sub_id, 0) + 1
-        if count < REFUSALS_BEFORE_FAILING:
-            return
-        self._refusals.pop(sub_id, None)
-        error = SubscriptionError(f"the server refused the subscription {sub_id!r}: {message}")
-        for consumer in list(self.subscriptions.consumers(sub_id)):
-            sink = self._sinks.get(consumer)
-            if sink is not None:
-                for subscription in sink.subscriptions:
-                    subscription.fail(error)
-
     # -- consumers ----------------------------------------------------------------------
 
     @asynccontextmanager
     async def _consume(
         self, parts: list[tuple[StreamKey, StreamParams, _Sink]]
     ) -> AsyncIterator[None]:
-        consumers: list[int] = []
+        tokens: list[tuple[int, str]] = []
         try:
             for key, params, sink in parts:
-                consumer = self.subscriptions.register(key, params)
-                self._sinks[consumer] = sink
-                consumers.append(consumer)
-            self.renewal.wake()
+                token = next(self._tokens)
+                sub_id = subscription_id(key)
+                self._keys[sub_id] = key
+                self._sinks.setdefault(sub_id, {})[token] = sink
+                tokens.append((token, sub_id))
+                await self._tell_renewal(Register(token, key, params, sink.subscriptions))
             yield
         finally:
-            for consumer in consumers:
-                self.subscriptions.unregister(consumer)
-                sink = self._sinks.pop(consumer)
+            for token, sub_id in tokens:
+                consumers = self._sinks.get(sub_id, {})
+                sink = consumers.pop(token)
+                if not consumers:
+                    self._sinks.pop(sub_id, None)
                 for subscription in sink.subscriptions:
                     subscription.close()
-            self.renewal.wake()
+            with trio.CancelScope(shield=True):
+                for token, _ in tokens:
+                    await self._tell_renewal(Unregister(token))
+
+    async def _tell_renewal(self, command: Register | Unregister) -> None:
+        # The renewal actor serves its inbox without blocking: this waits at most
+        # a scheduler pass (also when shielded, on the way out).
+        # A stopped supervisor has nothing to subscribe any more.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.renewal.inbox.send(command)
 
     @asynccontextmanager
     async def subscribe_order_book(

@@ -12,12 +12,18 @@ reconnections; an order that finished while a poll failed is found in the next
 successful poll's history lookup, so no terminal state is missed. A failed poll
 or a malformed answer is published as an :class:`~hbtrio.ErrorEvent` and the
 actor goes on.
+
+Inside a streaming supervisor the events go to the event-publishing actor
+(:meth:`TrackerActor.connect_outbox`): a poll's events with awaiting sends, so
+none is ever dropped when the publisher's inbox is full (the tracker can wait);
+:meth:`TrackerActor.track`, which is synchronous, with its never-blocking path.
+Alone, the tracker calls its ``publish`` sink directly.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import trio
@@ -27,7 +33,7 @@ from .._errors import HbtrioError
 from ..events import ErrorEvent, Event
 from ..models import Order, Page, Trade
 
-__all__ = ["TrackerActor", "TrackerRest"]
+__all__ = ["EventOutbox", "TrackerActor", "TrackerRest"]
 
 _MAX_PAGES = 10
 
@@ -49,6 +55,28 @@ class TrackerRest(Protocol):
         self, *, start: float | None = ..., limit: int = ..., cursor: str | None = ...
     ) -> Page[Trade]:
         """Return a page of the account's fills from ``start`` (epoch seconds)."""
+        ...
+
+
+class EventOutbox(Protocol):
+    """Where a supervised tracker sends its events (the publisher actor)."""
+
+    def publish_nowait(self, event: Event) -> None:
+        """Queue an event without blocking.
+
+        Args:
+            event: The event.
+        """
+
+    def publish(self, event: Event) -> Awaitable[None]:
+        """Queue an event, waiting for room (never dropping it).
+
+        Args:
+            event: The event.
+
+        Returns:
+            An awaitable that completes once the event is queued.
+        """
         ...
 
 
@@ -83,6 +111,7 @@ class TrackerActor:
     ) -> None:
         self._rest = rest
         self._publish = publish
+        self._outbox: EventOutbox | None = None
         self._poll_active = poll_active
         self._poll_idle = poll_idle
         self._lookback = lookback
@@ -94,6 +123,15 @@ class TrackerActor:
         self._seeded = False
         self.polls = 0
         self.failures = 0
+
+    def connect_outbox(self, outbox: EventOutbox) -> None:
+        """Send events to ``outbox`` (the publisher actor) instead of ``publish``.
+
+        Args:
+            outbox: The publisher actor.
+        """
+        self._outbox = outbox
+        self._publish = outbox.publish_nowait
 
     # -- used by the client ---------------------------------------------------------
 
@@ -188,24 +226,49 @@ class TrackerActor:
             tracked = set(self.tracker.in_flight())
             snapshots = [*open_orders, *history]
             self.tracker.seed([o for o in snapshots if o.order_id not in tracked], now)
-            self._emit(
+            events: list[Event] = list(
                 self.tracker.apply_orders([o for o in snapshots if o.order_id in tracked], now)
             )
             new_fills = self.tracker.apply_fills(fills, now)
-            self._emit([e for e in new_fills if e.trade.order_id in tracked])
+            events.extend(e for e in new_fills if e.trade.order_id in tracked)
             self._seeded = True
         else:
-            self._emit(self.tracker.apply_orders(open_orders, now))
-            self._emit(self.tracker.apply_orders(history, now))
-            self._emit(self.tracker.apply_fills(fills, now))
+            events = [
+                *self.tracker.apply_orders(open_orders, now),
+                *self.tracker.apply_orders(history, now),
+                *self.tracker.apply_fills(fills, now),
+            ]
         if fills:
             newest = max(trade.timestamp for trade in fills)
             self._fills_since = max(self._fills_since, newest - self._lookback)
         self.polls += 1
+        await self._emit_waiting(events)
 
     def _emit(self, events: Sequence[Event]) -> None:
         for event in events:
             self._publish(event)
+        self._signal_changed()
+
+    async def _emit_waiting(self, events: Sequence[Event]) -> None:
+        # The state changed already: wake wait_accepted first, then queue the
+        # events, waiting for room rather than dropping any.
+        self._signal_changed()
+        outbox = self._outbox
+        if outbox is None:
+            for event in events:
+                self._publish(event)
+            return
+        for index, event in enumerate(events):
+            try:
+                await outbox.publish(event)
+            except BaseException:
+                # Cancelled before it was queued: hand it and the rest over
+                # without waiting, so the events of an applied poll are not lost.
+                for later in events[index:]:
+                    outbox.publish_nowait(later)
+                raise
+
+    def _signal_changed(self) -> None:
         changed, self._changed = self._changed, trio.Event()
         changed.set()
 

@@ -18,6 +18,7 @@ from hbtrio import (
     Event,
 )
 from hbtrio._actors.connection import ConnectionActor
+from hbtrio._actors.correlation import LinkDown, LinkEvent, LinkUp
 from hbtrio._core.backoff import Backoff
 from tests.actors.fake_ws import FakePeer
 
@@ -228,19 +229,15 @@ async def test_pongs_keep_connection_alive(autojump_clock: trio.abc.Clock) -> No
 
 async def test_malformed_messages_are_reported_not_fatal(autojump_clock: trio.abc.Clock) -> None:
     peer, rec = FakePeer(), Recorder()
-    seen: list[object] = []
-
-    class Listener:
-        def connection_up(self, link: object, now: float) -> None:
-            seen.append("up")
-
-        def message(self, message: object, now: float) -> None:
-            seen.append(message)
-
-        def connection_down(self, now: float) -> None:
-            seen.append("down")
-
-    actor = ConnectionActor(make_config(), peer.dialer(), rec, Listener())
+    routed: list[object] = []
+    watcher_send, watcher_receive = trio.open_memory_channel[LinkEvent](10)
+    actor = ConnectionActor(
+        make_config(),
+        peer.dialer(),
+        rec,
+        route_data=lambda message, now: routed.append(message),
+        link_watchers=(watcher_send,),
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(actor.run)
         peer.current.push("{not json")
@@ -248,14 +245,25 @@ async def test_malformed_messages_are_reported_not_fatal(autojump_clock: trio.ab
         peer.current.push({"type": "order_book", "subscription_id": 3})
         peer.current.push({"type": "brand_new_kind", "x": 1})
         peer.current.push({"type": "heartbeat", "timestamp": 2.0})
+        peer.current.push({"type": "subscribed", "subscription_id": "trades_x_A-B"})
+        peer.current.push(
+            {"type": "trades", "subscription_id": "trades_x_A-B", "data": [], "timestamp": 1}
+        )
         await trio.sleep(1.0)
         assert actor.state is S.CONNECTED
         assert len(peer.sessions) == 1
         nursery.cancel_scope.cancel()
     assert len(rec.errors) == 3
     assert all(e.kind == "MalformedResponse" for e in rec.errors)
-    assert seen[0] == "up" and seen[-1] == "down"
-    assert len(seen) == 4  # up, unknown message, heartbeat, down
+    # Only the data push reached the router (control, heartbeat, unknown did not).
+    assert [type(m).__name__ for m in routed] == ["TradesMessage"]
+    seen = []
+    while True:
+        try:
+            seen.append(watcher_receive.receive_nowait())
+        except trio.WouldBlock:
+            break
+    assert seen == [LinkUp(seen[0].link, 1), LinkDown(1)]  # type: ignore[union-attr]
 
 
 async def test_auth_failure_after_start_goes_to_error_then_slow_retry(
