@@ -67,14 +67,30 @@ async def main() -> None:
         except hbtrio.OrderNotFound as exc:
             print("OrderNotFound:", exc.order_id)
 
-    # 6. Authentication: wrong credentials fail at once.
+        # 6. Request errors carry structured details: status, method, path, retryable.
+        try:
+            await client.get_trading_rules("no_such_exchange")
+        except hbtrio.RequestError as exc:
+            print(f"{type(exc).__name__}: {exc.status} {exc.method} {exc.path} {exc.retryable}")
+
+        # 7. A lost answer to a placement: never re-send blindly (see docs/errors.md).
+        try:
+            await client.place_market_order(
+                "binance", "BTC-USDT", hbtrio.Side.SELL, amount=Decimal("0.001")
+            )
+        except hbtrio.OrderOutcomeUnknown as exc:
+            print("OrderOutcomeUnknown: look before re-sending; candidates:", exc.candidates)
+        else:
+            print("placed without ambiguity")
+
+    # 8. Authentication: wrong credentials fail at once.
     try:
         async with hbtrio.open_client(config.replace(api_key="admin:wrong")):
             pass
     except hbtrio.AuthenticationFailed:
         print("AuthenticationFailed")
 
-    # 7. An unreachable server fails within timeout x (retries + 1) plus backoff.
+    # 9. An unreachable server fails within timeout x (retries + 1) plus backoff.
     try:
         async with hbtrio.open_client(config.replace(port=1, retries=0, timeout=1.0)):
             pass

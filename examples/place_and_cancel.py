@@ -31,13 +31,30 @@ async def main() -> None:
 
         await client.cancel_order(order.order_id, exchange="binance", market="BTC-USDT")
         print("cancel requested")
+        # Cancellation is asynchronous: the order's state says when it is done.
+        with trio.fail_after(10):
+            while True:
+                order = await client.get_order(order.order_id, exchange="binance")
+                if order.status.is_terminal:
+                    break
+                await trio.sleep(0.1)
+        print(f"order {order.order_id}: {order.status.value}")
 
         market = await client.place_market_order(
             "binance", "BTC-USDT", hbtrio.Side.SELL, amount=Decimal("0.001"), wait_accepted=True
         )
         print(f"market order {market.order_id}: {market.status.value}")
 
-        cancelled = await client.cancel_all_orders(exchange="binance")
+        for offset in ("0.97", "0.96"):
+            await client.place_limit_order(
+                "binance",
+                "BTC-USDT",
+                hbtrio.Side.BUY,
+                price=(book.best_bid.price * Decimal(offset)).quantize(Decimal("0.01")),
+                amount=Decimal("0.001"),
+                wait_accepted=True,
+            )
+        cancelled = await client.cancel_all_orders(exchange="binance", market="BTC-USDT")
         print("cancelled in bulk:", len(cancelled))
 
 
