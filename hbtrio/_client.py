@@ -1,24 +1,28 @@
 """The client facade: :func:`open_client` and :class:`Client`.
 
-This is the only module that knows every actor. Today it wires the request side
-(the HTTP pool and the REST actor); the streaming side (WebSocket connection,
-subscriptions, order tracker) plugs in through :meth:`Client.attach_streams`
-and the ``streams`` slot, started in the same nursery.
+This is the only module that knows every actor: the request side (the HTTP
+pool and the REST actor) and the streaming side (the
+:class:`~hbtrio._actors.streams.StreamingSupervisor` with the WebSocket
+connection, subscriptions and the order tracker actor), all started in one
+nursery owned by :func:`open_client`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import trio
 
 from ._actors.http import HttpPool
 from ._actors.rest import AmbiguousOutcome, RestActor, Transport, match_order
+from ._actors.streams import StreamingSupervisor
+from ._actors.tracker import TrackerActor
+from ._actors.transport import Dialer
 from ._config import ClientConfig
 from ._errors import (
     HbtrioError,
@@ -29,6 +33,7 @@ from ._errors import (
     OrderNotFound,
     OrderOutcomeUnknown,
     RequestTimeout,
+    SubscriptionError,
 )
 from ._validation import (
     check_account,
@@ -45,11 +50,12 @@ from ._validation import (
 )
 from ._wire import rest as wire
 from ._wire.errors import RejectionTable
-from .events import EventEngine
+from .events import Event, EventEngine
 from .models import (
     Balance,
     Candle,
     ConnectionState,
+    MarketTrade,
     Order,
     OrderBook,
     OrderRequest,
@@ -79,19 +85,6 @@ _MAX_SEARCH_PAGES = 20
 _ACCEPT_POLL_FIRST = 0.02
 _RECONCILE_PASSES = 2
 _RECONCILE_PAUSE = 0.5
-
-
-class StreamsPart(Protocol):
-    """What the streaming side offers the facade (see ``_actors.streams``)."""
-
-    @property
-    def state(self) -> ConnectionState:
-        """The WebSocket connection state."""
-        ...
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None:
-        """Run until cancelled; ``started`` once connected."""
-        ...
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -128,12 +121,12 @@ class Client:
         self.engine = engine
         self._rest = rest
         self.rejections: RejectionTable = rest.rejections
-        self.streams: StreamsPart | None = None
+        self.streams: StreamingSupervisor | None = None
+        self.tracker: TrackerActor | None = None
         self._state = ConnectionState.DISCONNECTED
         self._rules: dict[tuple[str, str], TradingRule | None] = {}
         self._tickers_supported: dict[str, bool] = {}
         self._placed_ids: set[str] = set()
-        self._accept_waiter: Callable[[Order, OrderRequest, float], Any] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -144,13 +137,123 @@ class Client:
             return self.streams.state
         return self._state
 
-    def attach_streams(self, streams: StreamsPart) -> None:
+    def attach_streams(
+        self, streams: StreamingSupervisor, tracker: TrackerActor | None = None
+    ) -> None:
         """Attach the streaming part (started by :func:`open_client`'s nursery).
 
         Args:
             streams: The streaming supervisor.
+            tracker: The order tracker actor it runs, which then serves
+                ``wait_accepted`` and learns of every order this client places.
         """
         self.streams = streams
+        self.tracker = tracker
+
+    def _streaming(self) -> StreamingSupervisor:
+        if self.streams is None:
+            raise SubscriptionError("this client was opened without streaming")
+        return self.streams
+
+    # -- streams -----------------------------------------------------------------------
+
+    def subscribe_order_book(
+        self, exchange: str, market: str, depth: int = 10, update_interval: float = 1.0
+    ) -> AbstractAsyncContextManager[AsyncIterator[OrderBook]]:
+        """Stream order-book snapshots (see ``StreamingSupervisor.subscribe_order_book``).
+
+        Args:
+            exchange: Connector name.
+            market: Trading pair.
+            depth: Levels per side (1..1000).
+            update_interval: Seconds between server pushes (the server clamps it).
+
+        Returns:
+            An async context manager yielding an async iterator of order books.
+
+        Raises:
+            SubscriptionError: The client was opened without streaming.
+        """
+        return self._streaming().subscribe_order_book(
+            exchange, market, depth=depth, update_interval=update_interval
+        )
+
+    def subscribe_trades(
+        self, exchange: str, market: str, update_interval: float = 1.0, **kw: Any
+    ) -> AbstractAsyncContextManager[AsyncIterator[MarketTrade]]:
+        """Stream public trades (see ``StreamingSupervisor.subscribe_trades``).
+
+        Args:
+            exchange: Connector name.
+            market: Trading pair.
+            update_interval: Seconds between server pushes.
+            **kw: ``buffer``: trades kept for a consumer that falls behind.
+
+        Returns:
+            An async context manager yielding an async iterator of public trades.
+
+        Raises:
+            SubscriptionError: The client was opened without streaming.
+        """
+        return self._streaming().subscribe_trades(
+            exchange, market, update_interval=update_interval, **kw
+        )
+
+    def subscribe_ticker(
+        self, exchange: str, market: str, update_interval: float = 1.0
+    ) -> AbstractAsyncContextManager[AsyncIterator[Ticker]]:
+        """Stream composed tickers (see ``StreamingSupervisor.subscribe_ticker``).
+
+        Args:
+            exchange: Connector name.
+            market: Trading pair.
+            update_interval: Seconds between server pushes.
+
+        Returns:
+            An async context manager yielding an async iterator of tickers.
+
+        Raises:
+            SubscriptionError: The client was opened without streaming.
+        """
+        return self._streaming().subscribe_ticker(exchange, market, update_interval=update_interval)
+
+    def subscribe_candles(
+        self, exchange: str, market: str, interval: str = "1m", **kw: Any
+    ) -> AbstractAsyncContextManager[AsyncIterator[Candle]]:
+        """Stream candles (see ``StreamingSupervisor.subscribe_candles``).
+
+        Args:
+            exchange: Connector name.
+            market: Trading pair.
+            interval: Candle interval, e.g. ``1m``.
+            **kw: ``update_interval``, ``max_records``, ``buffer``.
+
+        Returns:
+            An async context manager yielding an async iterator of candles.
+
+        Raises:
+            SubscriptionError: The client was opened without streaming.
+        """
+        return self._streaming().subscribe_candles(exchange, market, interval=interval, **kw)
+
+    def events(
+        self, *types: type[Event], buffer: int = 1000
+    ) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        """Subscribe to the events the client publishes (all, or some types).
+
+        Args:
+            *types: Event classes to receive; none: every event.
+            buffer: Events buffered for this subscriber.
+
+        Returns:
+            An async context manager yielding an async iterator of events.
+
+        Raises:
+            SubscriptionError: The client was opened without streaming.
+        """
+        if self.streams is None:
+            return self.engine.subscribe(*types, buffer=buffer)
+        return self._streaming().events(*types, buffer=buffer)
 
     async def _probe(self) -> None:
         self._state = ConnectionState.CONNECTING
@@ -308,6 +411,8 @@ class Client:
             raise InputValidationError("wait_accepted", "must be a bool")
         await self._check_rules(request)
         order = await self._send_order(request)
+        if self.tracker is not None:
+            self.tracker.track(order)
         if wait_accepted:
             order = await self._wait_accepted(order, request)
         return order
@@ -550,13 +655,16 @@ class Client:
     async def _wait_accepted(self, order: Order, request: OrderRequest) -> Order:
         """Poll until ``order`` is past ``SUBMITTED``; map ``FAILED``.
 
-        Bounded by ``max(10, timeout * (retries + 1))`` seconds. The tracker actor
-        replaces this polling when the streaming part is attached.
+        Bounded by ``max(10, timeout * (retries + 1))`` seconds. With the streaming
+        part attached the tracker actor's polling serves the wait; without it, this
+        method polls ``orders/active`` then ``orders/search`` itself.
         """
         limit = max(10.0, (self.config.timeout or 10.0) * (self.config.retries + 1))
         current = order
         delay = _ACCEPT_POLL_FIRST
         with trio.move_on_after(limit):
+            if self.tracker is not None and current.status is OrderStatus.SUBMITTED:
+                current = await self.tracker.wait_accepted(order.order_id)
             while current.status is OrderStatus.SUBMITTED:
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.poll_active * 5)
@@ -1160,15 +1268,19 @@ async def open_client(
     *,
     transport: Transport | None = None,
     rejections: RejectionTable | None = None,
+    streaming: bool = True,
+    dialer: Dialer | None = None,
 ) -> AsyncIterator[Client]:
     """Open a client: an async context manager owning a nursery with its actors.
 
     On entry the client checks that the server answers and accepts the
-    credentials (``GET /accounts/``): wrong credentials raise
-    :class:`~hbtrio.AuthenticationFailed` at once; an unreachable server raises
-    :class:`~hbtrio.ConnectionFailed` after ``retries`` further attempts. On exit
-    every actor stops and every connection is closed. An exception from the
-    ``async with`` body comes out as itself, not wrapped in an exception group.
+    credentials (``GET /accounts/``), then (with ``streaming``) opens the
+    market-data WebSocket and returns once it is connected and authenticated.
+    Wrong credentials raise :class:`~hbtrio.AuthenticationFailed` at once; an
+    unreachable server raises :class:`~hbtrio.ConnectionFailed` after ``retries``
+    further attempts. On exit every actor stops and every connection is closed.
+    An exception from the ``async with`` body comes out as itself, not wrapped in
+    an exception group.
 
     Args:
         config: The client configuration.
@@ -1178,13 +1290,16 @@ async def open_client(
             (tests, custom transports).
         rejections: Table mapping rejection texts to exception types (default: a
             fresh copy of the built-in table; extend ``client.rejections``).
+        streaming: Start the WebSocket side (subscriptions, connection state, order
+            tracker). ``False`` gives a REST-only client.
+        dialer: WebSocket dialer to use instead of the TLS one (tests).
 
     Yields:
         The client.
 
     Raises:
-        ConfigError: ``config`` is not a :class:`~hbtrio.ClientConfig` or its CA
-            file is unusable.
+        TypeError: ``config`` is not a :class:`~hbtrio.ClientConfig`.
+        ConfigError: The CA file is unusable.
         AuthenticationFailed: The server refused the credentials.
         ConnectionFailed: The server could not be reached.
     """
@@ -1195,6 +1310,24 @@ async def open_client(
     pool: Transport = transport if transport is not None else HttpPool(config)
     rest = RestActor(config, pool, rejections=rejections)
     client = Client(config, rest, events)
+    if streaming:
+        tracker = TrackerActor(
+            client,
+            events.publish,
+            poll_active=config.poll_active,
+            poll_idle=config.poll_idle,
+        )
+        client.attach_streams(
+            StreamingSupervisor(
+                config,
+                events.publish,
+                dialer=dialer,
+                ticker_seed=client.get_ticker,
+                engine=events,
+                tracker=tracker,
+            ),
+            tracker,
+        )
     try:
         async with trio.open_nursery() as nursery:
             try:

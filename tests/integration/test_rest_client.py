@@ -21,6 +21,7 @@ from hbtrio import (
     AuthenticationFailed,
     ClientConfig,
     ConnectionFailed,
+    ConnectionState,
     InsufficientFunds,
     MinOrderSizeNotMet,
     OrderNotFound,
@@ -50,7 +51,9 @@ async def sim_q(nursery: trio.Nursery, sim_cert_dir: Path, quirks: str) -> SimIn
 
 @pytest.fixture
 async def client(sim_q: SimInfo) -> AsyncIterator[Client]:
-    async with open_client(client_config(sim_q, timeout=3.0, retries=2)) as c:
+    # REST only: these tests are about the request side (and stay fast).
+    config = client_config(sim_q, timeout=3.0, retries=2)
+    async with open_client(config, streaming=False) as c:
         yield c
 
 
@@ -197,6 +200,21 @@ async def test_order_lifecycle(client: Client, sim_q: SimInfo) -> None:
     assert len(sim_q.state.order_log) == 4
 
 
+async def test_full_client_opens_streams_and_tracks_orders(sim_q: SimInfo) -> None:
+    async with open_client(client_config(sim_q)) as client:
+        assert client.state is ConnectionState.CONNECTED
+        async with client.subscribe_order_book(EX, PAIR, depth=3) as books:
+            with trio.fail_after(5):
+                book = await books.__anext__()
+        assert book.bids and book.asks
+        price = tick(await mid(client) * Decimal("0.9"))
+        order = await client.place_limit_order(
+            EX, PAIR, "BUY", price=price, amount="0.001", wait_accepted=True
+        )
+        assert order.status is OrderStatus.OPEN
+    assert client.state is ConnectionState.DISCONNECTED
+
+
 # -- error paths ----------------------------------------------------------------------
 
 
@@ -268,7 +286,7 @@ async def test_drop_during_read_is_retried_transparently(
 ) -> None:
     proxy = DropProxy(sim_q.port)
     port = await nursery.start(proxy.serve)
-    async with open_client(client_config(sim_q, port=port)) as client:
+    async with open_client(client_config(sim_q, port=port), streaming=False) as client:
         proxy.drop_next = True
         book = await client.get_order_book(EX, PAIR, depth=3)
         assert book.bids
@@ -280,7 +298,7 @@ async def test_drop_during_placement_gives_one_reconciled_order(
 ) -> None:
     proxy = DropProxy(sim_q.port)
     port = await nursery.start(proxy.serve)
-    async with open_client(client_config(sim_q, port=port)) as client:
+    async with open_client(client_config(sim_q, port=port), streaming=False) as client:
         price = tick(await mid(client) * Decimal("0.9"))
         await client.get_trading_rules(EX, [PAIR])
         proxy.drop_next = True
@@ -297,7 +315,7 @@ async def test_drop_before_the_server_read_the_order_is_outcome_unknown(
 ) -> None:
     proxy = DropProxy(sim_q.port)
     port = await nursery.start(proxy.serve)
-    async with open_client(client_config(sim_q, port=port)) as client:
+    async with open_client(client_config(sim_q, port=port), streaming=False) as client:
         price = tick(await mid(client) * Decimal("0.9"))
         await client.get_trading_rules(EX, [PAIR])
         proxy.drop_up_next = True  # the request bytes never reach the server

@@ -58,7 +58,7 @@ def server() -> FakeServer:
 
 @pytest.fixture
 async def client(server: FakeServer) -> AsyncIterator[Client]:
-    async with open_client(make_config(), transport=FakeTransport(server)) as c:
+    async with open_client(make_config(), transport=FakeTransport(server), streaming=False) as c:
         server.calls.clear()
         yield c
 
@@ -77,7 +77,7 @@ def lose_answer(call: Call) -> None:
 
 async def test_open_probes_credentials_and_closes_transport(server: FakeServer) -> None:
     transport = FakeTransport(server)
-    async with open_client(make_config(), transport=transport) as c:
+    async with open_client(make_config(), transport=transport, streaming=False) as c:
         assert c.state is hbtrio.ConnectionState.CONNECTED
         assert paths(server) == ["/accounts/"]
     assert transport.closed
@@ -87,7 +87,7 @@ async def test_open_probes_credentials_and_closes_transport(server: FakeServer) 
 async def test_wrong_key_raises_authentication_failed_at_once(server: FakeServer) -> None:
     server.add_fault("/accounts/", lambda call: detail(401, "Incorrect username or password"))
     with pytest.raises(AuthenticationFailed) as info:
-        async with open_client(make_config(), transport=FakeTransport(server)):
+        async with open_client(make_config(), transport=FakeTransport(server), streaming=False):
             pass  # pragma: no cover
     assert info.value.status == 401
     assert len(server.calls) == 1  # not retried
@@ -95,7 +95,7 @@ async def test_wrong_key_raises_authentication_failed_at_once(server: FakeServer
 
 async def test_body_exception_is_not_wrapped(server: FakeServer) -> None:
     with pytest.raises(KeyError):
-        async with open_client(make_config(), transport=FakeTransport(server)):
+        async with open_client(make_config(), transport=FakeTransport(server), streaming=False):
             raise KeyError("x")
 
 
@@ -109,7 +109,9 @@ async def test_unreachable_server_retries_then_fails(
         server.add_fault("/accounts/", refuse)
     began = trio.current_time()
     with pytest.raises(ConnectionFailed):
-        async with open_client(make_config(retries=2), transport=FakeTransport(server)):
+        async with open_client(
+            make_config(retries=2), transport=FakeTransport(server), streaming=False
+        ):
             pass  # pragma: no cover
     assert len(server.calls) == 3
     assert trio.current_time() - began <= 2 * 2.0  # two backoff delays at most
