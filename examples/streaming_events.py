@@ -42,7 +42,7 @@ async def main(seconds: float = 3.0) -> None:
             # Buffers one order or fill event and never reads it in time: it is cut off
             # (after delivering what it had), and nobody else is.
             async with engine.subscribe(
-                hbtrio.OrderUpdate, hbtrio.TradeEvent, buffer=1, overflow=0
+                hbtrio.OrderUpdate, hbtrio.TradeEvent, buffer=1, overflow=0, name="stuck"
             ) as stuck:
                 ready.set()
                 await trio.sleep(seconds / 2)
