@@ -299,7 +299,7 @@ class ConnectionActor:
         except BaseExceptionGroup as group:
             raise _unwrap(group) from None
         finally:
-            link.closed = True
+            link.close()
             with trio.CancelScope(shield=True):
                 await self._announce(LinkDown(link_id))
 
@@ -370,14 +370,34 @@ class ConnectionActor:
 
 
 class _TransportLink:
+    """The write side of one connection, handed to the correlation actor.
+
+    :meth:`close` also cancels writes in progress, so an actor stuck writing to
+    a dead socket gets :class:`TransportClosed` at once and goes on serving its
+    inbox (the ``LinkDown`` that follows can never wait behind it).
+    """
+
     def __init__(self, transport: WsTransport) -> None:
         self._transport = transport
+        self._writes: set[trio.CancelScope] = set()
         self.closed = False
 
     async def send(self, message: str) -> None:
         if self.closed:
             raise TransportClosed(1006, "connection replaced")
-        await self._transport.send(message)
+        with trio.CancelScope() as scope:
+            self._writes.add(scope)
+            try:
+                await self._transport.send(message)
+            finally:
+                self._writes.discard(scope)
+        if scope.cancelled_caught:
+            raise TransportClosed(1006, "connection closed during a write")
+
+    def close(self) -> None:
+        self.closed = True
+        for scope in self._writes:
+            scope.cancel()
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -68,6 +68,15 @@ class _Cell:
         self.event = event
 
 
+class _Barrier:
+    """Queued by :meth:`PublisherActor.flush`: set once everything before it is delivered."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+
+
 class PublisherActor:
     """Delivers the client's events to the engine from a task of its own.
 
@@ -85,7 +94,7 @@ class PublisherActor:
             raise ValueError("capacity must be >= 1")
         self._sink = sink
         self._capacity = capacity
-        self._send, self._receive = trio.open_memory_channel[Event](capacity)
+        self._send, self._receive = trio.open_memory_channel[Event | _Barrier](capacity)
         self._overflow: deque[Event | _Cell] = deque()
         self._latest: dict[tuple[str, str, str], _Cell] = {}
         self._overflow_errors = 0
@@ -146,6 +155,20 @@ class PublisherActor:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._deliver(event)  # the task stopped meanwhile (it drained first)
 
+    async def flush(self) -> None:
+        """Wait until every event queued so far has been delivered to the sink."""
+        while self._running and self._overflow:
+            await self._drained.wait()
+        if not self._running:
+            await trio.lowlevel.checkpoint()
+            return
+        barrier = _Barrier()
+        try:
+            await self._send.send(barrier)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return  # stopped meanwhile: it delivered everything on the way out
+        await barrier.done.wait()
+
     def _spill(self, event: Event) -> None:
         self._overflowed += 1
         key = event.key
@@ -186,7 +209,7 @@ class PublisherActor:
         try:
             task_status.started()
             while True:
-                self._deliver(await receive.receive())
+                self._take(await receive.receive())
                 self._drain()
         finally:
             self._drain()
@@ -198,24 +221,31 @@ class PublisherActor:
         receive = self._receive
         while True:
             try:
-                event = receive.receive_nowait()
+                item = receive.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
-            self._deliver(event)
+            self._take(item)
         overflow = self._overflow
         if not overflow:
             return
         while overflow:
-            item = overflow.popleft()
-            if type(item) is _Cell:
-                del self._latest[item.key]
-                self._deliver(item.event)
+            entry = overflow.popleft()
+            if type(entry) is _Cell:
+                del self._latest[entry.key]
+                self._deliver(entry.event)
             else:
-                assert isinstance(item, Event)
-                self._deliver(item)
+                assert isinstance(entry, Event)
+                self._deliver(entry)
         self._overflow_errors = 0
         drained, self._drained = self._drained, trio.Event()
         drained.set()
+
+    def _take(self, item: Event | _Barrier) -> None:
+        if type(item) is _Barrier:
+            item.done.set()
+        else:
+            assert isinstance(item, Event)
+            self._deliver(item)
 
     def _deliver(self, event: Event) -> None:
         try:

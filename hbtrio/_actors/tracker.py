@@ -79,6 +79,14 @@ class EventOutbox(Protocol):
         """
         ...
 
+    def flush(self) -> Awaitable[None]:
+        """Wait until every event queued so far was delivered.
+
+        Returns:
+            An awaitable that completes then.
+        """
+        ...
+
 
 class TrackerActor:
     """Polls orders and fills and publishes their events exactly once.
@@ -250,23 +258,25 @@ class TrackerActor:
         self._signal_changed()
 
     async def _emit_waiting(self, events: Sequence[Event]) -> None:
-        # The state changed already: wake wait_accepted first, then queue the
-        # events, waiting for room rather than dropping any.
-        self._signal_changed()
+        # Queue the events, waiting for room rather than dropping any; wake
+        # wait_accepted only once they are delivered (as when publishing inline).
         outbox = self._outbox
-        if outbox is None:
-            for event in events:
-                self._publish(event)
+        if outbox is None or not events:
+            self._emit(events)
             return
-        for index, event in enumerate(events):
-            try:
-                await outbox.publish(event)
-            except BaseException:
-                # Cancelled before it was queued: hand it and the rest over
-                # without waiting, so the events of an applied poll are not lost.
-                for later in events[index:]:
-                    outbox.publish_nowait(later)
-                raise
+        try:
+            for index, event in enumerate(events):
+                try:
+                    await outbox.publish(event)
+                except BaseException:
+                    # Cancelled before it was queued: hand it and the rest over
+                    # without waiting, so the events of an applied poll are not lost.
+                    for later in events[index:]:
+                        outbox.publish_nowait(later)
+                    raise
+            await outbox.flush()
+        finally:
+            self._signal_changed()
 
     def _signal_changed(self) -> None:
         changed, self._changed = self._changed, trio.Event()

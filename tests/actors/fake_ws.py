@@ -64,6 +64,8 @@ class FakeSession:
     async def send(self, message: str | bytes) -> None:
         if self.closed_with is not None:
             raise TransportClosed(self.closed_with)
+        if self.peer.stall_sends:
+            await trio.sleep_forever()  # the client's writes never complete
         await trio.lowlevel.checkpoint()
         decoded = msgspec.json.decode(message)
         self.sent.append(decoded)
@@ -78,6 +80,7 @@ class FakePeer:
         auth_ok: When False, sessions answer the authentication failure and close 4001.
         greet: When False, sessions never send the ``connected`` greeting.
         auto_pong / auto_ack: React to pings / (un)subscribes.
+        stall_sends: When True, the client's writes block forever (a stuck socket).
         dial_times: Clock time of each dial.
     """
 
@@ -90,6 +93,7 @@ class FakePeer:
         self.greet = True
         self.auto_pong = True
         self.auto_ack = True
+        self.stall_sends = False
         self.sessions: list[FakeSession] = []
         self.dial_times: list[float] = []
         self._session_event = trio.Event()

@@ -18,7 +18,7 @@ from hbtrio import (
     Event,
 )
 from hbtrio._actors.connection import ConnectionActor
-from hbtrio._actors.correlation import LinkDown, LinkEvent, LinkUp
+from hbtrio._actors.correlation import CorrelationActor, LinkDown, LinkEvent, LinkUp
 from hbtrio._core.backoff import Backoff
 from tests.actors.fake_ws import FakePeer
 
@@ -311,3 +311,36 @@ async def test_greeting_timeout_is_retryable(autojump_clock: trio.abc.Clock) -> 
     assert isinstance(error, ConnectionFailed)
     assert "no greeting" in str(error)
     assert peer.dial_times == pytest.approx([0.0, 2.1])  # timeout 2 s, backoff 0.1 s
+
+
+async def test_full_control_inbox_is_reported_and_replaces_the_link(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Control traffic never waits: a stalled correlation actor (its write to the
+    socket is stuck) with a flood of control frames is a bug-level condition: the
+    reader does not block, it reports it and replaces the connection."""
+    peer, rec = FakePeer(), Recorder()
+    correlation = CorrelationActor(rec, capacity=4)
+    config = make_config(ping_interval=1.0, timeout=5.0)
+    backoff = Backoff(0.1, 2.0, 10.0, rng=NoJitter())
+    actor = ConnectionActor(config, peer.dialer(), rec, correlation=correlation, backoff=backoff)
+    with trio.fail_after(60):  # a regression would deadlock on the LinkDown
+        async with trio.open_nursery() as nursery:
+            await nursery.start(correlation.run)
+            await nursery.start(actor.run)
+            peer.stall_sends = True
+            await trio.sleep(1.5)  # the ping at 1 s is stuck in the correlation actor
+            for n in range(10):
+                peer.current.push({"type": "error", "message": f"flood {n}"})
+            await peer.wait_sessions(2)
+            assert trio.current_time() == pytest.approx(1.6)  # at once, plus the 0.1 s backoff
+            peer.stall_sends = False
+            await actor.wait_state(S.CONNECTED)
+            await trio.sleep(3.0)
+            assert len(peer.sessions) == 2
+            assert len(peer.current.actions("ping")) >= 2  # the new link is served
+            nursery.cancel_scope.cancel()
+    assert actor.control_overflows == 1
+    assert any("control inbox full" in e.error for e in rec.errors)
+    # The queued control messages were still handled once the stuck write was cancelled.
+    assert sum("server error: flood" in e.error for e in rec.errors) == 4
