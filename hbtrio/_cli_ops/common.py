@@ -243,7 +243,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
 def time_bound(config: ClientConfig) -> float:
     """An outer deadline for one command: every attempt plus the backoff between them.
 
-    Connecting and the command's request each get ``timeout × (retries + 1)``,
+    Connecting and the command's request each get ``timeout * (retries + 1)``,
     plus at most ``reconnect_max`` of backoff between attempts, plus one second.
 
     Args:

@@ -17,13 +17,8 @@ from pathlib import Path
 import pytest
 import trio
 
-import hbtrio
 from hbtrio.cli import main
 from hbtrio.sim import SimInfo
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(hbtrio, "open_client"), reason="needs hbtrio.open_client (the client)"
-)
 
 KEY_FILE_MODE = 0o600
 
@@ -89,7 +84,7 @@ async def test_place_list_cancel(env: SimInfo, capsys: pytest.CaptureFixture[str
     assert code == 0 and out.strip() == f"cancel requested: {order_id}"
 
     for _ in range(3):
-        await hb(capsys, "place", "binance", "BTC-USDT", "sell", "0.01", "-p", "90000")
+        await hb(capsys, "place", "binance", "BTC-USDT", "sell", "0.01", "-p", "65000")
     code, out, _ = await hb(capsys, "cancel", "--all", "--exchange", "binance", "--json")
     assert code == 0 and len(json.loads(out)["cancelled"]) == 3
 

@@ -19,14 +19,9 @@ import h11
 import pytest
 import trio
 
-import hbtrio
 from hbtrio.events import EVENT_DECODER, ConnectionStateChanged, OrderBookUpdate, OrderUpdate
 from hbtrio.sim import SimInfo, serve
 from tests.integration.conftest import RawHTTP
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(hbtrio, "open_client"), reason="needs hbtrio.open_client (the client)"
-)
 
 KEY_ENV = "HBTRIO_DAEMON_TEST_KEY"
 

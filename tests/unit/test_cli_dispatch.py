@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def test_missing_extra_is_one_clear_line(
     def fake_import(name: str) -> None:
         raise ModuleNotFoundError("No module named 'hypercorn.config'", name="hypercorn.config")
 
-    monkeypatch.setattr(cli.importlib, "import_module", fake_import)
+    monkeypatch.setattr(importlib, "import_module", fake_import)
     assert cli.main(["sim", "--port", "1"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == ("hbtrio sim: this command needs an optional extra: install hbtrio[sim]")
@@ -66,7 +67,7 @@ def test_missing_daemon_extra_names_it(
     def fake_import(name: str) -> None:
         raise ModuleNotFoundError("No module named 'prometheus_client'", name="prometheus_client")
 
-    monkeypatch.setattr(cli.importlib, "import_module", fake_import)
+    monkeypatch.setattr(importlib, "import_module", fake_import)
     assert cli.main(["daemon", "--config", "x"]) == 2
     assert "install hbtrio[daemon]" in capsys.readouterr().err
 
@@ -75,20 +76,20 @@ def test_other_import_errors_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> 
     def fake_import(name: str) -> None:
         raise ModuleNotFoundError("No module named 'nonsense'", name="nonsense")
 
-    monkeypatch.setattr(cli.importlib, "import_module", fake_import)
+    monkeypatch.setattr(importlib, "import_module", fake_import)
     with pytest.raises(ModuleNotFoundError):
         cli.main(["book", "binance", "BTC-USDT"])
 
 
 def test_only_the_selected_command_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded: list[str] = []
-    real = cli.importlib.import_module
+    real = importlib.import_module
 
     def spy(name: str) -> object:
         loaded.append(name)
         return real(name)
 
-    monkeypatch.setattr(cli.importlib, "import_module", spy)
+    monkeypatch.setattr(importlib, "import_module", spy)
     parser = cli.build_parser("book")
     args = parser.parse_args(["book", "binance", "BTC-USDT", "--depth", "3"])
     assert loaded == ["hbtrio._cli_ops.book"]

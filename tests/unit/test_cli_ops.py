@@ -94,8 +94,8 @@ class FakeClient:
     async def get_order_history(self, **kw: Any) -> Page[Order]:
         self._record("get_order_history", **kw)
         if kw.get("cursor") is None:
-            return Page(items=[order(1, OrderStatus.FILLED)], next_cursor="c2", has_more=True)
-        return Page(items=[order(2, OrderStatus.CANCELLED)], next_cursor=None, has_more=False)
+            return Page(items=(order(1, OrderStatus.FILLED),), next_cursor="c2", has_more=True)
+        return Page(items=(order(2, OrderStatus.CANCELLED),), next_cursor=None, has_more=False)
 
     async def place_order(self, exchange: str, market: str, side: Side, **kw: Any) -> Order:
         self._record("place_order", exchange, market, side, **kw)
@@ -193,7 +193,8 @@ def test_place(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
 
     code, out, _ = run(capsys, "place", "binance", "BTC-USDT", "SELL", "1", *BASE, "--json")
     assert code == 0 and json.loads(out)["order_id"] == "ord-9"
-    assert fake.calls[-1][2]["order_type"] is OrderType.MARKET
+    market_kwargs: dict[str, Any] = fake.calls[-1][2]
+    assert market_kwargs["order_type"] is OrderType.MARKET
     assert fake.calls[-1][1][2] is Side.SELL
 
     code, _, _ = run(
@@ -211,8 +212,9 @@ def test_place(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
         *BASE,
     )
     assert code == 0
-    assert fake.calls[-1][2]["order_type"] is OrderType.LIMIT_MAKER
-    assert fake.calls[-1][2]["wait_accepted"] is True
+    maker_kwargs: dict[str, Any] = fake.calls[-1][2]
+    assert maker_kwargs["order_type"] is OrderType.LIMIT_MAKER
+    assert maker_kwargs["wait_accepted"] is True
 
 
 @pytest.mark.parametrize(
@@ -240,14 +242,20 @@ def test_place_usage_errors(
 def test_cancel(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "cancel", "ord-1", "-e", "binance", "-m", "BTC-USDT", *BASE)
     assert code == 0 and out.strip() == "cancel requested: ord-1"
-    assert fake.calls[-1] == (
+    name, args, kwargs = fake.calls[-1]
+    assert (name, args, kwargs) == (
         "cancel_order",
         ("ord-1",),
         {"exchange": "binance", "market": "BTC-USDT"},
     )
     code, out, _ = run(capsys, "cancel", "--all", "--exchange", "binance", *BASE, "--json")
     assert code == 0 and json.loads(out) == {"cancelled": ["ord-1", "ord-2"]}
-    assert fake.calls[-1] == ("cancel_all_orders", (), {"exchange": "binance", "market": None})
+    name, args, kwargs = fake.calls[-1]
+    assert (name, args, kwargs) == (
+        "cancel_all_orders",
+        (),
+        {"exchange": "binance", "market": None},
+    )
 
 
 @pytest.mark.parametrize(
@@ -363,7 +371,7 @@ def test_a_hanging_server_fails_within_the_time_bound(
 ) -> None:
     @asynccontextmanager
     async def open_client(config: hbtrio.ClientConfig) -> AsyncIterator[None]:
-        await trio.sleep_forever()
+        await trio.sleep(3600)
         yield None
 
     monkeypatch.setattr(hbtrio, "open_client", open_client, raising=False)

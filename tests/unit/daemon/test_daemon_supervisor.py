@@ -38,14 +38,12 @@ class ListSink:
         self.events: list[Event] = []
         self.flushed = 0
         self.closed = False
-
-    @property
-    def written(self) -> int:
-        return len(self.events)
+        self.written = 0
 
     def write(self, event: Event) -> None:
         assert not self.closed
         self.events.append(event)
+        self.written += 1
 
     def flush(self) -> None:
         self.flushed += 1
