@@ -19,7 +19,13 @@ import h11
 import pytest
 import trio
 
-from hbtrio.events import EVENT_DECODER, ConnectionStateChanged, OrderBookUpdate, OrderUpdate
+from hbtrio.events import (
+    EVENT_DECODER,
+    ConnectionStateChanged,
+    OrderBookUpdate,
+    OrderUpdate,
+    TickerUpdate,
+)
 from hbtrio.sim import SimInfo, serve
 from tests.integration.conftest import RawHTTP
 
@@ -127,6 +133,9 @@ class DaemonProcess:
                 with trio.move_on_after(0.5):
                     await self._changed.wait()
 
+    def count(self, msg: str) -> int:
+        return sum(1 for r in self.logs if r.get("msg") == msg)
+
     async def wait(self) -> int:
         assert self.process is not None
         with trio.fail_after(15):
@@ -172,6 +181,17 @@ depth = 5
 type = "trades"
 exchange = "binance"
 market = "BTC-USDT"
+
+[[subscriptions]]
+type = "ticker"
+exchange = "binance"
+market = "ETH-USDT"
+
+[[subscriptions]]
+type = "candles"
+exchange = "binance"
+market = "BTC-USDT"
+interval = "1m"
 
 [sink]
 path = "{sink}"
@@ -252,6 +272,9 @@ async def test_daemon_end_to_end(nursery: trio.Nursery, tmp_path: Path, sim_cert
         await sim.start()
         await daemon.wait_log("connection state", new="CONNECTED")
         await wait_for_events(sink, lambda ev: sum(isinstance(e, OrderBookUpdate) for e in ev) >= 3)
+        await wait_for_events(sink, lambda ev: any(isinstance(e, TickerUpdate) for e in ev))
+        assert daemon.count("subscribed") == 4
+        assert daemon.count("subscription failed") == 0
         status, body = await http_get(health_port, "/healthz")
         report = json.loads(body)
         assert status == 200 and report["state"] == "CONNECTED" and report["healthy"]
