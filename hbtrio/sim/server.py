@@ -123,9 +123,10 @@ async def serve(
     """
     from hypercorn.trio import serve as hypercorn_serve
 
-    from ._hypercorn import SimConfig, install_response_coalescing
+    from ._hypercorn import SimConfig, install_idle_watch, install_response_coalescing
 
     install_response_coalescing()
+    install_idle_watch()
 
     settings = SimSettings(
         api_key=api_key,
