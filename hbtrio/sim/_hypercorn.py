@@ -165,9 +165,7 @@ def install_idle_watch() -> bool:
         if watch is None:
             server = getattr(action, "__self__", None)
             config = getattr(server, "config", None)
-            if not getattr(config, "hbtrio_lean_http1", False) or not isinstance(
-                server, TCPServer
-            ):
+            if not getattr(config, "hbtrio_lean_http1", False) or not isinstance(server, TCPServer):
                 await restart(self, task_group, action)
                 return
             watch = self.hbtrio_watch = _IdleWatch(server)
