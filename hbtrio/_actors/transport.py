@@ -13,6 +13,7 @@ exceptions: :class:`TransportClosed` for a closed WebSocket, :class:`ConnectionF
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -189,6 +190,10 @@ def translate_dial_error(exc: BaseException, where: str) -> ConnectionFailed | N
     return None
 
 
+_CLOSE_SEND_S = 0.05
+"""Seconds to let our close frame go out when closing under cancellation."""
+
+
 def trio_websocket_dialer(
     config: ClientConfig,
     *,
@@ -252,7 +257,11 @@ def trio_websocket_dialer(
                 try:
                     yield _TrioWsTransport(ws)
                 finally:
-                    with trio.move_on_after(1.0) as scope:
+                    # When we are being cancelled, trio-websocket's reader task (in
+                    # ``nursery``) is cancelled too and can never see the server's
+                    # close reply: send our close frame, then do not wait for it.
+                    cancelled = trio.current_effective_deadline() == -math.inf
+                    with trio.move_on_after(_CLOSE_SEND_S if cancelled else 1.0) as scope:
                         scope.shield = True
                         await ws.aclose()
                     # trio-websocket leaves the socket open when the peer closed
