@@ -7,13 +7,9 @@ import re
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from hbtrio.bench.report import JSON_SCHEMA
 from hbtrio.bench.runner import run_bench, settings_for
-
-pytest.importorskip("hbtrio.sim.cli")
-pytest.importorskip("hummingbot_api_client")
 
 
 def test_short_run_floor_and_peer(tmp_path: Path) -> None:
