@@ -63,9 +63,13 @@ async def _drive_liquidity(simulation: Simulation, rate: float) -> None:
         due = int((trio.current_time() - start) * rate) - done
         if due > 0:
             # never more than one second of backlog at once: a busy server skips changes
-            for _ in range(min(due, max(1, math.ceil(rate)))):
-                simulation.step()
+            steps = min(due, max(1, math.ceil(rate)))
             done += due
+            for i in range(steps):
+                simulation.step()
+                if i + 1 < steps:
+                    # let subscribers at update_interval 0 see each change of a batch
+                    await trio.lowlevel.checkpoint()
         await trio.sleep(max(period, 0.0005))
 
 
