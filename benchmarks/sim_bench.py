@@ -8,7 +8,10 @@ Reports:
 2. order-book snapshots per second one WebSocket subscription receives at
    ``update_interval`` 0 (``--min-update-interval 0``, a high book change rate).
 
-Run: ``python benchmarks/sim_bench.py [--orders 5000] [--ws-seconds 5]``.
+Each measurement is repeated ``--rounds`` times (3) with a fresh simulator, and
+the medians are printed (the machine is shared: single runs are noisy).
+
+Run: ``python benchmarks/sim_bench.py [--orders 5000] [--ws-seconds 5] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -171,32 +174,51 @@ def bench_snapshots(port: int, ca: Path, seconds: float) -> float:
     return trio.run(run)
 
 
+def _spread(values: list[float]) -> str:
+    if len(values) < 2:
+        return ""
+    return f", {min(values):,.0f}-{max(values):,.0f} over {len(values)} rounds"
+
+
 def main() -> int:
-    """Run both benchmarks and print the figures."""
+    """Run both benchmarks ``--rounds`` times and print the medians."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=5000)
     parser.add_argument("--ws-seconds", type=float, default=5.0)
     parser.add_argument("--book-rate", type=float, default=2000.0)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="repeat each measurement; medians are reported"
+    )
     args = parser.parse_args()
+    rates: list[float] = []
+    p50s: list[float] = []
+    snaps: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         cert_dir = Path(tmp)
-        proc, port = _start_sim(cert_dir)
-        try:
-            rate, p50 = bench_placements(port, cert_dir / "ca.pem", args.orders)
-        finally:
-            _stop(proc)
-        print(f"placements: {rate:,.0f}/s over TLS keep-alive on one core (p50 {p50:.0f} us)")
-        proc, port = _start_sim(
-            cert_dir, "--min-update-interval", "0", "--book-rate", str(args.book_rate)
-        )
-        try:
-            snaps = bench_snapshots(port, cert_dir / "ca.pem", args.ws_seconds)
-        finally:
-            _stop(proc)
-        print(
-            f"snapshots: {snaps:,.0f}/s on one order_book subscription at update_interval 0 "
-            f"(book rate {args.book_rate:g}/s per market)"
-        )
+        for _ in range(max(1, args.rounds)):
+            proc, port = _start_sim(cert_dir)
+            try:
+                rate, p50 = bench_placements(port, cert_dir / "ca.pem", args.orders)
+            finally:
+                _stop(proc)
+            rates.append(rate)
+            p50s.append(p50)
+            proc, port = _start_sim(
+                cert_dir, "--min-update-interval", "0", "--book-rate", str(args.book_rate)
+            )
+            try:
+                snaps.append(bench_snapshots(port, cert_dir / "ca.pem", args.ws_seconds))
+            finally:
+                _stop(proc)
+    print(
+        f"placements: {statistics.median(rates):,.0f}/s over TLS keep-alive on one core "
+        f"(p50 {statistics.median(p50s):.0f} us; median{_spread(rates)})"
+    )
+    print(
+        f"snapshots: {statistics.median(snaps):,.0f}/s on one order_book subscription at "
+        f"update_interval 0 (book rate {args.book_rate:g}/s per market; "
+        f"median{_spread(snaps)})"
+    )
     return 0
 
 
