@@ -251,7 +251,10 @@ def to_epoch_seconds(value: object, argument: str) -> float | None:
         return value.timestamp()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputValidationError(argument, "must be an aware datetime or epoch seconds")
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
     if not math.isfinite(seconds) or seconds < 0 or seconds > 32503680000:
         raise InputValidationError(argument, "must be epoch seconds between 1970 and 3000")
     return seconds

@@ -181,7 +181,10 @@ def timestamp(value: float | str | None, field: str, default: float | None = Non
             except (OverflowError, ValueError, OSError):  # pragma: no cover - platform
                 raise malformed(f"{field} is out of range", value) from None
     else:
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            raise malformed(f"{field} is out of range", value) from None
     if not math.isfinite(seconds) or seconds < 0:
         raise malformed(f"{field} is not a valid time", value)
     if seconds > _MS_THRESHOLD:
