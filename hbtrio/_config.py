@@ -62,7 +62,10 @@ def _check_api_key(api_key: object) -> str:
 def _check_non_negative_float(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(name, "must be a number")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int too large for a float
+        result = math.inf
     if not math.isfinite(result) or result < 0:
         raise ConfigError(name, "must be finite and >= 0")
     return result

@@ -86,6 +86,7 @@ bad_keys = st.one_of(
 )
 bad_timeouts = st.one_of(
     st.floats(max_value=-1e-9),
+    st.integers(min_value=2**1024),
     st.just(math.inf),
     st.just(math.nan),
     st.text(),
