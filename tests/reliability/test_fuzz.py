@@ -406,7 +406,12 @@ TIME = st.one_of(TIME_VALID, TIME_VALID, JUNK.filter(_not_huge)) | st.sampled_fr
 INTERVAL = maybe(st.sampled_from(["1m", "1h", "5m"])) | st.sampled_from(["", "7x", "1M1", "m"])
 STATUS = maybe(st.sampled_from([None, hbtrio.OrderStatus.OPEN, "FILLED"])) | st.just("DONE")
 BOOL = maybe(st.booleans())
-OPT = lambda s: st.one_of(st.none(), s)  # noqa: E731
+
+
+def OPT(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``None`` or a value of ``strategy``."""
+    return st.one_of(st.none(), strategy)
+
 
 METHODS: dict[str, st.SearchStrategy[tuple[tuple[Any, ...], dict[str, Any]]]] = {
     "place_order": st.tuples(

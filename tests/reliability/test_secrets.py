@@ -176,8 +176,8 @@ async def test_no_secret_in_logs_reprs_errors_or_urls(
     error_types = {type(e).__name__ for e in errors}
     assert {"AuthenticationFailed", "ConnectionFailed", "ConfigError"} <= error_types, error_types
     assert any(isinstance(e, hbtrio.OrderError) for e in errors), error_types
-    for exc in errors:
-        _assert_clean(_exception_texts(exc), f"exception {type(exc).__name__}")
+    for error in errors:
+        _assert_clean(_exception_texts(error), f"exception {type(error).__name__}")
     for obj in objects:
         _assert_clean([repr(obj), str(obj)], f"repr of {type(obj).__name__}")
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
