@@ -263,7 +263,7 @@ class CorrelationActor:
         self._link: Link | None = None
         self._link_id = 0
         self._request: tuple[int, Reply[None]] | None = None
-        self._pings: dict[int, tuple[float, Reply[float]]] = {}
+        self._pings: dict[int, Reply[float]] = {}
         self.rtt: float | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -277,7 +277,7 @@ class CorrelationActor:
             task_status.started()
             while True:
                 message: CorrelationMessage | None = None
-                with trio.move_on_at(self._next_deadline()):
+                with trio.move_on_at(_or_inf(self._correlator.next_deadline())):
                     message = await receive.receive()
                 if message is not None:
                     await self._handle(message)
@@ -313,10 +313,10 @@ class CorrelationActor:
         message = control.message
         if isinstance(message, PongMessage):
             pong = self._correlator.feed_pong(control.received_at)
-            entry = self._pings.pop(pong.token, None) if pong is not None else None
-            if pong is not None and entry is not None:
+            reply = self._pings.pop(pong.token, None) if pong is not None else None
+            if pong is not None and reply is not None:
                 self.rtt = pong.rtt
-                entry[1].set_result(pong.rtt)
+                reply.set_result(pong.rtt)
             return
         if isinstance(message, ErrorMessage):
             match = self._correlator.feed_error(message.message)
@@ -367,7 +367,7 @@ class CorrelationActor:
             return
         now = trio.current_time()
         token = self._correlator.start_ping(now, request.deadline)
-        self._pings[token] = (request.deadline, request.reply)
+        self._pings[token] = request.reply
         try:
             await link.send(encode_ping())
         except TransportClosed as exc:
@@ -385,13 +385,6 @@ class CorrelationActor:
         else:
             request[1].set_error(error)
 
-    def _next_deadline(self) -> float:
-        deadlines = [deadline for deadline, _ in self._pings.values()]
-        pending = self._correlator.pending
-        if pending is not None:
-            deadlines.append(pending.deadline)
-        return min(deadlines, default=math.inf)
-
     def _expire(self, now: float) -> None:
         for match in self._correlator.expire(now):
             request = match.request
@@ -402,17 +395,12 @@ class CorrelationActor:
                     f"within {request.deadline - request.started:g} s"
                 ),
             )
-        # Pings are answered in order and the pinger has one outstanding at a
-        # time, so an expired ping is the correlator's oldest: forget it there
-        # too (``feed_pong`` drops the oldest). A late pong then answers the
-        # next ping, whose link it proves alive just as well.
-        while self._pings:
-            token, (deadline, reply) = next(iter(self._pings.items()))
-            if now < deadline:
-                break
-            del self._pings[token]
-            self._correlator.feed_pong(now)
-            reply.set_error(RequestTimeout("no pong by the deadline"))
+        # A late pong then answers the next ping, whose link it proves alive
+        # just as well.
+        for token in self._correlator.expire_pings(now):
+            reply = self._pings.pop(token, None)
+            if reply is not None:
+                reply.set_error(RequestTimeout("no pong by the deadline"))
 
     def _reset(self, reason: str) -> None:
         self._correlator.reset()
@@ -423,5 +411,9 @@ class CorrelationActor:
         if request is not None:
             request[1].set_error(error)
         pings, self._pings = self._pings, {}
-        for _, reply in pings.values():
+        for reply in pings.values():
             reply.set_error(error)
+
+
+def _or_inf(deadline: float | None) -> float:
+    return math.inf if deadline is None else deadline

@@ -13,7 +13,8 @@ Pings have no id either: pongs are matched to the oldest outstanding ping.
 The caller feeds decoded server messages as plain values
 (:meth:`Correlator.feed_ack`, :meth:`Correlator.feed_error`,
 :meth:`Correlator.feed_pong`) and asks for expired deadlines with
-:meth:`Correlator.expire` / :meth:`Correlator.ping_expired`.
+:meth:`Correlator.expire` / :meth:`Correlator.expire_pings` (or just test
+with :meth:`Correlator.ping_expired`).
 """
 
 from __future__ import annotations
@@ -239,6 +240,24 @@ class Correlator:
             return None
         ping = self._pings.popleft()
         return Pong(ping.token, max(0.0, now - ping.started))
+
+    def expire_pings(self, now: float) -> list[int]:
+        """Forget every outstanding ping whose deadline has passed.
+
+        A pong arriving later answers the oldest ping still outstanding (it
+        proves the link alive just as well).
+
+        Args:
+            now: Current time.
+
+        Returns:
+            The tokens of the expired pings, oldest first.
+        """
+        if not any(now >= ping.deadline for ping in self._pings):
+            return []
+        expired = [ping.token for ping in self._pings if now >= ping.deadline]
+        self._pings = deque(ping for ping in self._pings if now < ping.deadline)
+        return expired
 
     def ping_expired(self, now: float) -> bool:
         """Whether an outstanding ping is past its deadline (connection dead).

@@ -178,3 +178,20 @@ async def test_pings_rtt_timeout_and_late_pong(autojump_clock: trio.abc.Clock) -
         actor.inbox.send_nowait(control(PongMessage()))
         await trio.sleep(0.1)
         assert [f for f in link.frames if f == {"action": "ping"}] == [{"action": "ping"}] * 3
+
+
+async def test_a_later_ping_with_an_earlier_deadline_times_out_on_time(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with running() as (actor, _link, _events):
+        t0 = trio.current_time()
+        slow = PingRequest(t0 + 10.0, 1, Reply[float]())
+        fast = PingRequest(t0 + 2.0, 1, Reply[float]())
+        await actor.inbox.send(slow)
+        await actor.inbox.send(fast)
+        with pytest.raises(RequestTimeout):
+            await fast.reply.wait()
+        assert trio.current_time() - t0 == pytest.approx(2.0)
+        assert not slow.reply.done
+        actor.inbox.send_nowait(control(PongMessage()))
+        assert await slow.reply.wait() == pytest.approx(2.0, abs=0.01)

@@ -72,6 +72,20 @@ def test_pings_fifo_rtt_and_expiry() -> None:
     assert c.pings_outstanding == 0
 
 
+def test_expire_pings_forgets_only_the_expired() -> None:
+    c = Correlator()
+    assert c.expire_pings(100.0) == []
+    t1 = c.start_ping(0.0, 5.0)
+    t2 = c.start_ping(1.0, 7.0)
+    t3 = c.start_ping(2.0, 6.0)
+    assert c.expire_pings(4.9) == [] and c.pings_outstanding == 3
+    assert c.expire_pings(6.0) == [t1, t3]
+    assert c.pings_outstanding == 1 and c.next_deadline() == 7.0
+    pong = c.feed_pong(6.5)  # a late pong answers the ping still outstanding
+    assert pong is not None and pong.token == t2 and pong.rtt == 5.5
+    assert c.expire_pings(100.0) == [] and c.pings_outstanding == 0
+
+
 def test_reset_fails_everything() -> None:
     c = Correlator()
     assert c.reset() == []
@@ -154,6 +168,12 @@ class CorrelatorMachine(RuleBasedStateMachine):
             assert pong is not None and pong.token == token and pong.rtt >= 0
         else:
             assert pong is None
+
+    @rule()
+    def expire_pings(self) -> None:
+        tokens = self.c.expire_pings(self.now)
+        assert tokens == [t for t, d in self.pings if self.now >= d]
+        self.pings = [(t, d) for t, d in self.pings if self.now < d]
 
     @rule()
     def reset(self) -> None:
