@@ -63,7 +63,13 @@ from .correlation import (
     PingRequest,
     Reply,
 )
-from .transport import AUTH_CLOSE_CODE, Dialer, TransportClosed, WsTransport
+from .transport import (
+    AUTH_CLOSE_CODE,
+    Dialer,
+    TransportClosed,
+    WsTransport,
+    exception_leaves,
+)
 
 __all__ = ["ConnectionActor", "DataPush", "DataRoute", "Link"]
 
@@ -401,14 +407,7 @@ class _TransportLink:
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(exc.exceptions)
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
+    leaves = exception_leaves(group)
     if not leaves:
         return group
     for preferred in (AuthenticationFailed, _Dead, TransportClosed, ConnectionFailed):

@@ -81,7 +81,7 @@ from .correlation import CorrelationActor
 from .publisher import PublisherActor
 from .renewal import REFUSALS_BEFORE_FAILING, Register, RenewalActor, Unregister
 from .tracker import TrackerActor
-from .transport import Dialer, trio_websocket_dialer
+from .transport import Dialer, exception_leaves, trio_websocket_dialer
 
 __all__ = ["DEFAULT_BUFFER", "REFUSALS_BEFORE_FAILING", "StreamingSupervisor", "Subscription"]
 
@@ -338,7 +338,7 @@ class StreamingSupervisor:
                 await nursery.start(self.connection.run)
                 task_status.started()
         except BaseExceptionGroup as group:
-            errors = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
+            errors = exception_leaves(group)
             if len(errors) == 1:
                 raise errors[0] from None
             raise
@@ -622,12 +622,3 @@ def _check_update_interval(value: object) -> float:
 
 def _wall() -> float:
     return time.time()
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for sub in exc.exceptions:
-            out.extend(_leaves(sub))
-        return out
-    return [exc]

@@ -30,6 +30,7 @@ __all__ = [
     "Dialer",
     "TransportClosed",
     "WsTransport",
+    "exception_leaves",
     "make_ws_ssl_context",
     "trio_websocket_dialer",
 ]
@@ -129,13 +130,22 @@ def _closed(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
     return TransportClosed(reason.code, reason.reason)
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
+def exception_leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside a (nested) exception group, cancellations left out.
+
+    Args:
+        exc: An exception, or an exception group.
+
+    Returns:
+        The non-group exceptions other than ``trio.Cancelled``, depth first
+        (``[exc]`` itself for a plain exception that is not a cancellation).
+    """
     if isinstance(exc, BaseExceptionGroup):
         out: list[BaseException] = []
         for sub in exc.exceptions:
-            out.extend(_leaves(sub))
+            out.extend(exception_leaves(sub))
         return out
-    return [exc]
+    return [] if isinstance(exc, trio.Cancelled) else [exc]
 
 
 def _is_cert_error(exc: BaseException) -> bool:
@@ -160,7 +170,7 @@ def translate_dial_error(exc: BaseException, where: str) -> ConnectionFailed | N
         The hbtrio exception to raise, or ``None`` when ``exc`` is not a transport
         error (e.g. a cancellation, which must propagate unchanged).
     """
-    leaves = [e for e in _leaves(exc) if not isinstance(e, trio.Cancelled)]
+    leaves = exception_leaves(exc)
     if not leaves:
         return None
     for leaf in leaves:
@@ -270,7 +280,7 @@ def trio_websocket_dialer(
                         await trio.aclose_forcefully(stream)
                     nursery.cancel_scope.cancel()
         except BaseException as exc:
-            leaves = [e for e in _leaves(exc) if not isinstance(e, trio.Cancelled)]
+            leaves = exception_leaves(exc)
             if not leaves:
                 raise
             if opened:
