@@ -23,7 +23,14 @@ from typing import Literal, Protocol, TypeAlias
 import trio
 
 from .._core.correlator import RequestKind
-from .._core.subscriptions import Action, StreamKey, StreamParams, Subscribe, SubscriptionSet
+from .._core.subscriptions import (
+    Action,
+    StreamKey,
+    StreamParams,
+    Subscribe,
+    SubscriptionSet,
+    subscription_id,
+)
 from .._errors import ConnectionFailed, RequestTimeout, SubscriptionError
 from .._wire.ws import (
     encode_subscribe_candles,
@@ -253,11 +260,14 @@ class RenewalActor:
             return
         if isinstance(message, Register):
             consumer = subs.register(message.key, message.params)
-            self._consumers[message.token] = (consumer, "_".join(message.key), message.endpoints)
+            sub_id = subscription_id(message.key)
+            self._consumers[message.token] = (consumer, sub_id, message.endpoints)
         elif isinstance(message, Unregister):
             entry = self._consumers.pop(message.token, None)
             if entry is not None:
                 subs.unregister(entry[0])
+                if not subs.consumers(entry[1]):
+                    self._watched.discard(entry[1])  # watched again from its next first data
         elif isinstance(message, LinkUp):
             self._reset()
             self._link_id = message.link_id
@@ -365,7 +375,7 @@ class RenewalActor:
     def _check_stale(self, now: float) -> None:
         subs = self.subscriptions
         for key in subs.stale(now):
-            sub_id = "_".join(key)
+            sub_id = subscription_id(key)
             subs.force_resubscribe(key)
             if sub_id in subs.active():
                 continue  # a (re)subscribe is already in flight

@@ -37,7 +37,7 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -382,7 +382,7 @@ class StreamingSupervisor:
         self.renewal.mark_data(sub_id, now)
         key = self._keys[sub_id]
         exchange, market = key[1], key[2]
-        sinks = list(consumers.values())
+        sinks = consumers.values()  # nothing below awaits: no consumer comes or goes
         if isinstance(message, OrderBookMessage):
             book = order_book_from_push(message, exchange, market, now=_wall())
             self._publish(OrderBookUpdate(book=book))
@@ -410,7 +410,7 @@ class StreamingSupervisor:
             self._deliver_candles(key, sub_id, candles, sinks)
 
     def _deliver_candles(
-        self, key: StreamKey, sub_id: str, candles: tuple[Candle, ...], sinks: list[_Sink]
+        self, key: StreamKey, sub_id: str, candles: tuple[Candle, ...], sinks: Iterable[_Sink]
     ) -> None:
         # A candles push repeats history (e.g. after a resubscribe): hand each
         # consumer only the candles not older than the newest it already has.
@@ -452,6 +452,7 @@ class StreamingSupervisor:
                 sink = consumers.pop(token)
                 if not consumers:
                     self._sinks.pop(sub_id, None)
+                    self._keys.pop(sub_id, None)
                 for subscription in sink.subscriptions:
                     subscription.close()
             with trio.CancelScope(shield=True):

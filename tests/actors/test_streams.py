@@ -130,6 +130,8 @@ async def test_last_consumer_leaving_unsubscribes(autojump_clock: trio.abc.Clock
         assert sup.subscriptions.desired() == {}
         await trio.sleep(1.0)
         assert sup.subscriptions.active() == {}
+        # Nothing about the stream is kept once nobody wants it.
+        assert sup._sinks == {} and sup._keys == {} and sup.renewal._watched == set()
 
 
 async def test_resubscribes_after_reconnect_without_user_action(
