@@ -219,6 +219,12 @@ class _Entry:
     def desired(self) -> StreamParams | None:
         return StreamParams.merge(self.consumers.values()) if self.consumers else None
 
+    def stale_at(self) -> float | None:
+        """When a watched stream becomes stale; ``None`` when it is not watched."""
+        if self.active is None or self.last_data is None or not self.consumers:
+            return None
+        return self.last_data + max(STALE_FACTOR * self.active.update_interval, STALE_MIN)
+
 
 class SubscriptionSet:
     """Desired vs active subscriptions of one client.
@@ -451,14 +457,11 @@ class SubscriptionSet:
         Returns:
             Their stream keys.
         """
-        result = []
-        for entry in self._entries.values():
-            if entry.active is None or entry.last_data is None or not entry.consumers:
-                continue
-            limit = max(STALE_FACTOR * entry.active.update_interval, STALE_MIN)
-            if now - entry.last_data > limit:
-                result.append(entry.key)
-        return result
+        return [
+            entry.key
+            for entry in self._entries.values()
+            if (at := entry.stale_at()) is not None and now > at
+        ]
 
     def next_stale_check(self) -> float | None:
         """The earliest time a subscription may become stale.
@@ -466,11 +469,7 @@ class SubscriptionSet:
         Returns:
             That time, or ``None`` when no subscription is being watched.
         """
-        times = [
-            entry.last_data + max(STALE_FACTOR * entry.active.update_interval, STALE_MIN)
-            for entry in self._entries.values()
-            if entry.active is not None and entry.last_data is not None and entry.consumers
-        ]
+        times = [at for entry in self._entries.values() if (at := entry.stale_at()) is not None]
         return min(times, default=None)
 
     def force_resubscribe(self, key: StreamKey) -> None:
