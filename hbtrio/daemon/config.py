@@ -304,24 +304,6 @@ def read_key_file(path: str) -> str:
 
 # -- sections ----------------------------------------------------------------------
 
-_SERVER_KEYS = {
-    "host",
-    "port",
-    "tls",
-    "ca_file",
-    "api_key_env",
-    "api_key_file",
-    "account",
-    "timeout",
-    "retries",
-    "heartbeat_timeout",
-    "ping_interval",
-    "reconnect_initial",
-    "reconnect_max",
-    "poll_active",
-    "poll_idle",
-    "rate_limit",
-}
 _CLIENT_PASSTHROUGH = (
     "timeout",
     "retries",
@@ -333,6 +315,17 @@ _CLIENT_PASSTHROUGH = (
     "poll_idle",
     "rate_limit",
 )
+"""``[server]`` keys handed to :class:`~hbtrio.ClientConfig` unchanged."""
+_SERVER_KEYS = {
+    "host",
+    "port",
+    "tls",
+    "ca_file",
+    "api_key_env",
+    "api_key_file",
+    "account",
+    *_CLIENT_PASSTHROUGH,
+}
 
 
 def _parse_server(raw: object, base: Path | None, environ: Mapping[str, str]) -> ClientConfig:
