@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ..models import OrderStatus
 from .common import (
     EXIT_USAGE,
     Output,
@@ -20,15 +21,7 @@ from .common import (
 
 __all__ = ["add_arguments", "render_orders", "run"]
 
-_STATUSES = (
-    "SUBMITTED",
-    "OPEN",
-    "PARTIALLY_FILLED",
-    "PENDING_CANCEL",
-    "FILLED",
-    "CANCELLED",
-    "FAILED",
-)
+_STATUSES = tuple(status.value for status in OrderStatus)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
