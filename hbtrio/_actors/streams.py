@@ -384,7 +384,7 @@ class StreamingSupervisor:
         exchange, market = key[1], key[2]
         sinks = consumers.values()  # nothing below awaits: no consumer comes or goes
         if isinstance(message, OrderBookMessage):
-            book = order_book_from_push(message, exchange, market, now=_wall())
+            book = order_book_from_push(message, exchange, market, now=time.time())
             self._publish(OrderBookUpdate(book=book))
             for sink in sinks:
                 if sink.book is not None:
@@ -392,7 +392,7 @@ class StreamingSupervisor:
                 if sink.ticker is not None and (ticker := sink.ticker.on_book(book)):
                     self._publish(TickerUpdate(ticker=ticker))
         elif isinstance(message, TradesMessage):
-            trades = trades_from_push(message, exchange, market, now=_wall())
+            trades = trades_from_push(message, exchange, market, now=time.time())
             if not trades:
                 return
             self._publish(MarketTrades(exchange=exchange, market=market, trades=trades))
@@ -619,7 +619,3 @@ def _check_update_interval(value: object) -> float:
     if not math.isfinite(result) or not 0 < result <= 3600:
         raise InputValidationError("update_interval", "must be > 0 and <= 3600 seconds")
     return result
-
-
-def _wall() -> float:
-    return time.time()
