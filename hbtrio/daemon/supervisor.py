@@ -29,7 +29,7 @@ import trio
 
 from .._core.backoff import Backoff
 from .._errors import AuthenticationFailed, ConnectionFailed, HbtrioError, SubscriptionError
-from ..events import ConnectionStateChanged, ErrorEvent, Event, EventEngine
+from ..events import ConnectionStateChanged, ErrorEvent, Event, EventEngine, EventSubscription
 from ..models import ConnectionState
 from .config import DaemonConfig, SubscriptionSpec
 from .http import serve_health
@@ -122,6 +122,7 @@ class Daemon:
         self._client_scope = trio.CancelScope()
         self._supervisor_done = trio.Event()
         self._writer_done = trio.Event()
+        self._subscription: EventSubscription[Event] | None = None
         self._started_once = False
         self._backoff = Backoff(
             config.supervisor.backoff_initial,
@@ -253,7 +254,7 @@ class Daemon:
                 os._exit(self.exit_code)
 
     def _drain_now(self) -> None:
-        subscription = getattr(self, "_subscription", None)
+        subscription = self._subscription
         if subscription is None:
             return
         while True:
@@ -373,7 +374,7 @@ class Daemon:
         finally:
             self._supervisor_done.set()
 
-    async def _run_client_once(self) -> BaseException:
+    async def _run_client_once(self) -> None:
         try:
             open_client = self._client_factory()
             async with open_client(self.config.client, engine=self.engine) as client:
@@ -397,7 +398,7 @@ class Daemon:
                     extra={"fields": {"error": _describe(exc)}},
                 )
                 self.request_stop(EXIT_AUTH)
-                return exc
+                return
             if isinstance(exc, ConnectionFailed):
                 self.log.warning(
                     "server unreachable" if not self._started_once else "client lost the server",
@@ -411,7 +412,6 @@ class Daemon:
                     extra={"fields": {"error": _describe(exc)}},
                     exc_info=exc,
                 )
-            return exc
 
     async def _probe(self, client: Any) -> None:
         """Time a cheap request now and then (latency histogram, liveness)."""
