@@ -98,6 +98,10 @@ class TrackerActor:
         poll_idle: Seconds between polls otherwise.
         lookback: Seconds of overlap kept when asking for fills and history
             (absorbs clock differences and late rows; duplicates are dropped).
+        lost_after: Seconds an in-flight order may be missing from both the open
+            orders and the history before it stops being polled fast (an
+            ``ErrorEvent`` says so; should it be listed among the open orders
+            again, its changes are published as usual, and its fills always are).
         tracker: The sans-IO tracker (default: a new one).
         clock: Wall clock for request windows (default :func:`time.time`).
 
@@ -114,6 +118,7 @@ class TrackerActor:
         poll_active: float = 0.1,
         poll_idle: float = 2.0,
         lookback: float = 60.0,
+        lost_after: float = 30.0,
         tracker: OrderTracker | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -123,6 +128,8 @@ class TrackerActor:
         self._poll_active = poll_active
         self._poll_idle = poll_idle
         self._lookback = lookback
+        self._lost_after = lost_after
+        self._missing_since: dict[str, float] = {}
         self.tracker = tracker if tracker is not None else OrderTracker()
         self._clock = clock
         self._wakeup = trio.Event()
@@ -246,11 +253,31 @@ class TrackerActor:
                 *self.tracker.apply_orders(history, now),
                 *self.tracker.apply_fills(fills, now),
             ]
+        self._watch_missing(missing, history, now)
         if fills:
             newest = max(trade.timestamp for trade in fills)
             self._fills_since = max(self._fills_since, newest - self._lookback)
         self.polls += 1
         await self._emit_waiting(events)
+
+    def _watch_missing(self, missing: list[str], found: Sequence[Order], now: float) -> None:
+        """Give up fast polling for orders missing from every listing for too long."""
+        still = set(missing).difference(o.order_id for o in found)
+        since = self._missing_since
+        for order_id in list(since):
+            if order_id not in still:
+                del since[order_id]
+        for order_id in still:
+            first = since.setdefault(order_id, now)
+            if now - first >= self._lost_after and self.tracker.abandon(order_id):
+                del since[order_id]
+                self._publish(
+                    ErrorEvent(
+                        error=f"order {order_id} is neither open nor in the order history "
+                        f"after {self._lost_after:g} s; it is no longer polled fast",
+                        kind="OrderNotFound",
+                    )
+                )
 
     def _emit(self, events: Sequence[Event]) -> None:
         for event in events:

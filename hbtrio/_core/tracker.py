@@ -219,6 +219,21 @@ class OrderTracker:
             return None
         return order
 
+    def abandon(self, order_id: str) -> bool:
+        """Stop counting a non-terminal order as in flight (it vanished from the
+        server's listings). It stays known, so a later snapshot still yields events.
+
+        Args:
+            order_id: Order id.
+
+        Returns:
+            Whether the order was in flight.
+        """
+        if order_id not in self._live:
+            return False
+        self._live.discard(order_id)
+        return True
+
     def in_flight(self) -> list[str]:
         """Ids of known orders that are not terminal.
 

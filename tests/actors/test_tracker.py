@@ -271,3 +271,28 @@ async def test_failing_subscriber_is_isolated(autojump_clock: trio.abc.Clock) ->
     errors = [e for e in seen if isinstance(e, ErrorEvent)]
     assert len(errors) == 3 and all("handler bug" in e.error for e in errors)
     assert len([e for e in seen if isinstance(e, OrderUpdate)]) == 3
+
+
+async def test_an_order_missing_from_every_listing_stops_fast_polling(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    rest, events = FakeRest(), list[Event]()
+    actor = TrackerActor(rest, events.append, clock=now, lost_after=5.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        # Tracked, but the server never lists it (e.g. deep history truncated).
+        actor.track(order("ghost", OrderStatus.SUBMITTED, created=now()))
+        await trio.sleep(1.0)
+        assert rest.polls_between(now() - 0.5, now()) == pytest.approx(5, abs=1)  # fast
+        await trio.sleep(5.0)
+        t_idle = now()
+        await trio.sleep(10.0)
+        assert rest.polls_between(t_idle, t_idle + 10.0) <= 6  # back to the idle interval
+        # If it shows up among the open orders later after all, its change is published.
+        rest.set(order("ghost", OrderStatus.PARTIALLY_FILLED, "0.5", created=0.0))
+        await trio.sleep(2.5)
+        nursery.cancel_scope.cancel()
+    lost = [e for e in events if isinstance(e, ErrorEvent) and e.kind == "OrderNotFound"]
+    assert len(lost) == 1 and "ghost" in lost[0].error
+    statuses = [e.order.status for e in events if isinstance(e, OrderUpdate)]
+    assert statuses == [OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED]
