@@ -32,7 +32,11 @@ from collections.abc import Callable
 import msgspec
 import trio
 
-from ..events import ErrorEvent, Event
+from ..events import (
+    ErrorEvent,
+    Event,
+    _Cell,  # the engine's conflation cell, reused for the overflow
+)
 
 __all__ = ["DEFAULT_CAPACITY", "PublisherActor", "PublisherStats"]
 
@@ -56,16 +60,6 @@ class PublisherStats(msgspec.Struct, frozen=True, kw_only=True):
     conflated: int
     errors_dropped: int
     sink_errors: int
-
-
-class _Cell:
-    """A market-data event in overflow that a newer one of its key may replace."""
-
-    __slots__ = ("event", "key")
-
-    def __init__(self, key: tuple[str, str, str], event: Event) -> None:
-        self.key = key
-        self.event = event
 
 
 class _Barrier:
