@@ -86,7 +86,7 @@ class Ledger:
     """What the client side intended, got and saw."""
 
     intents: Counter[tuple[Any, ...]] = field(default_factory=Counter)
-    returned: dict[str, hbtrio.Order] = field(default_factory=dict)
+    returned: set[str] = field(default_factory=set)
     candidates: set[str] = field(default_factory=set)
     unknown_outcomes: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -96,7 +96,8 @@ class Ledger:
         default_factory=lambda: defaultdict(list)
     )
     resting: list[str] = field(default_factory=list)
-    stream_times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    stream_last: dict[str, float] = field(default_factory=dict)
+    stream_count: Counter[str] = field(default_factory=Counter)
     next_k: int = 0
 
 
@@ -166,7 +167,7 @@ async def _place(client: Any, ledger: Ledger, bounds: dict[str, float], params: 
     except hbtrio.HbtrioError as exc:
         ledger.errors[type(exc).__name__] += 1
         return
-    ledger.returned[order.order_id] = order
+    ledger.returned.add(order.order_id)
     if kind == "LIMIT":
         ledger.resting.append(order.order_id)
 
@@ -232,7 +233,8 @@ async def _stream(ledger: Ledger, name: str, opener: Any) -> None:
         try:
             async with opener() as items:
                 async for _ in items:
-                    ledger.stream_times[name].append(time.monotonic())
+                    ledger.stream_last[name] = time.monotonic()
+                    ledger.stream_count[name] += 1
         except hbtrio.SubscriptionError:
             ledger.errors[f"stream:{name}"] += 1
             await trio.sleep(0.1)
@@ -331,7 +333,7 @@ async def test_soak_orders_and_streams_under_faults(cert_dir: Path) -> None:
                 with trio.move_on_after(10):
                     while True:
                         fresh = all(
-                            ledger.stream_times[name] and ledger.stream_times[name][-1] > stopped
+                            ledger.stream_last.get(name, 0.0) > stopped
                             for name in ("book", "trades", "ticker")
                         )
                         if fresh and client.state is hbtrio.ConnectionState.CONNECTED:
@@ -389,7 +391,13 @@ async def test_soak_orders_and_streams_under_faults(cert_dir: Path) -> None:
         f"hung_calls={len(ledger.hung)} recovery_s={recovery:.2f} "
         f"rss_growth_mb={rss_growth:.1f}"
     )
+    types = {oid: req.get("order_type") for oid, req in log}
+    lost_kinds = Counter(
+        (types[oid], oid in ledger.returned, oid in ledger.candidates) for oid in lost_events
+    )
     detail = (
+        f"lost by (type, returned, candidate)={dict(lost_kinds)} "
+        f"streams={dict(ledger.stream_count)} "
         f"counts={counts} errors={dict(ledger.errors)} calls={ledger.calls} "
         f"hung={ledger.hung[:5]} not_known={not_known[:5]} lost={lost_events[:5]} "
         f"repeated={dict(list(repeated_events.items())[:5])} not_terminal={not_terminal[:5]}"

@@ -1,0 +1,62 @@
+"""Client bugs found by the reliability suite, each pinned by a strict xfail test.
+
+Remove the ``xfail`` mark once the bug is fixed (the test then passes).
+"""
+
+from __future__ import annotations
+
+import gc
+import warnings
+from pathlib import Path
+
+import pytest
+import trio
+
+import hbtrio
+from tests.faultproxy import Fault, FaultKind, FaultPlan, Trigger, open_fault_proxy
+from tests.reliability._support import config_for, open_client, start_sim, upstream_context
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hbtrio bug: hbtrio/_actors/transport.py dial() closes the TCP/TLS stream only "
+    "after trio_websocket.wrap_client_stream succeeded; a WebSocket upgrade that fails "
+    "(connection reset during the handshake, or the attempt deadline) leaks the socket "
+    "(ResourceWarning: unclosed socket)",
+)
+async def test_failed_websocket_upgrade_does_not_leak_the_socket(
+    nursery: trio.Nursery, cert_dir: Path
+) -> None:
+    info = await start_sim(nursery, cert_dir)
+    # Every upgrade after the first is reset once its 101 answer starts to arrive.
+    plan = FaultPlan(
+        Fault(
+            FaultKind.RESET,
+            Trigger.REQUEST_SENT,
+            method="GET",
+            path="/ws/market-data",
+            wait_response=True,
+            skip=1,
+            limit=3,
+        )
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with open_fault_proxy(
+            info.host, info.port, tls_terminate=True, upstream_ssl=upstream_context(info), plan=plan
+        ) as proxy:
+            assert proxy.ca_path is not None
+            config = config_for(
+                "127.0.0.1", proxy.port, proxy.ca_path, reconnect_initial=0.01, reconnect_max=0.05
+            )
+            async with open_client(config) as client:
+                proxy.reset_all()  # drop the WebSocket: the next three upgrades fail
+                with trio.fail_after(10):
+                    while proxy.counts["reset"] < 4 or (  # noqa: ASYNC110
+                        client.state is not hbtrio.ConnectionState.CONNECTED
+                    ):
+                        await trio.sleep(0.02)
+        gc.collect()
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert proxy.counts["reset"] >= 4
+    assert not leaks, [str(w.message) for w in leaks]
