@@ -46,9 +46,14 @@ class TrackerRest(Protocol):
         ...
 
     async def get_order_history(
-        self, *, start: float | None = ..., limit: int = ...
+        self,
+        *,
+        start: float | None = ...,
+        end: float | None = ...,
+        limit: int = ...,
+        cursor: str | None = ...,
     ) -> Page[Order]:
-        """Return a page of the order history from ``start`` (epoch seconds)."""
+        """Return a page of the order history created in ``[start, end]`` (epoch s)."""
         ...
 
     async def get_trades(
@@ -227,10 +232,8 @@ class TrackerActor:
         if missing:
             created = [o.created_at for oid in missing if (o := self.tracker.get(oid))]
             start = (min(created) if created else self._clock()) - self._lookback
-            wanted = set(missing)
-            history = [
-                o for o in await _all_order_pages(rest, max(0.0, start)) if o.order_id in wanted
-            ]
+            end = (max(created) if created else self._clock()) + self._lookback
+            history = await _find_in_history(rest, set(missing), max(0.0, start), end)
         if self._fills_since is None:
             self._fills_since = self._clock() - self._lookback
         fills = await _all_fill_pages(rest, max(0.0, self._fills_since))
@@ -310,11 +313,29 @@ class TrackerActor:
         changed.set()
 
 
-async def _all_order_pages(rest: TrackerRest, start: float) -> list[Order]:
-    # The real server's order-search cursor is broken (section 6 of the protocol
-    # notes): ask for one large page and rely on the tracker's de-duplication.
-    page = await rest.get_order_history(start=start, limit=1000)
-    return list(page.items)
+async def _find_in_history(
+    rest: TrackerRest, wanted: set[str], start: float, end: float
+) -> list[Order]:
+    """The orders of ``wanted`` found in the history created within ``[start, end]``.
+
+    Pages until every wanted order is found, the server has no more, or a page
+    brings nothing new (the real server repeats its first page: its order-search
+    cursor is broken), at most ``_MAX_PAGES`` pages.
+    """
+    found: dict[str, Order] = {}
+    seen: set[str] = set()
+    cursor: str | None = None
+    for _ in range(_MAX_PAGES):
+        page = await rest.get_order_history(start=start, end=end, limit=1000, cursor=cursor)
+        fresh = [o for o in page.items if o.order_id not in seen]
+        seen.update(o.order_id for o in fresh)
+        found.update((o.order_id, o) for o in fresh if o.order_id in wanted)
+        if len(found) == len(wanted) or not fresh or not page.has_more:
+            break
+        if not page.next_cursor or page.next_cursor == cursor:
+            break
+        cursor = page.next_cursor
+    return list(found.values())
 
 
 async def _all_fill_pages(rest: TrackerRest, start: float) -> list[Trade]:

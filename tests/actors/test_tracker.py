@@ -84,13 +84,32 @@ class FakeRest:
         return [o for o in self.orders.values() if not o.status.is_terminal]
 
     async def get_order_history(
-        self, *, start: float | None = None, limit: int = 100
+        self,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Order]:
         self.calls.append(("history", trio.current_time()))
         await trio.lowlevel.checkpoint()
         self._fault()
-        items = [o for o in self.orders.values() if start is None or o.created_at >= start]
-        return Page(items=tuple(items))
+        # Newest first, ``limit`` a page, the cursor an offset.
+        items = sorted(
+            (
+                o
+                for o in self.orders.values()
+                if (start is None or o.created_at >= start) and (end is None or o.created_at <= end)
+            ),
+            key=lambda o: o.created_at,
+            reverse=True,
+        )
+        offset = int(cursor or 0)
+        page = items[offset : offset + limit]
+        more = offset + limit < len(items)
+        return Page(
+            items=tuple(page), has_more=more, next_cursor=str(offset + limit) if more else None
+        )
 
     async def get_trades(
         self, *, start: float | None = None, limit: int = 100, cursor: str | None = None
@@ -296,3 +315,25 @@ async def test_an_order_missing_from_every_listing_stops_fast_polling(
     assert len(lost) == 1 and "ghost" in lost[0].error
     statuses = [e.order.status for e in events if isinstance(e, OrderUpdate)]
     assert statuses == [OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED]
+
+
+async def test_an_old_order_is_found_beyond_the_first_history_page(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    rest, events = FakeRest(), list[Event]()
+    actor = TrackerActor(rest, events.append, clock=now)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        old = order("old-one", OrderStatus.SUBMITTED, created=now())
+        actor.track(old)
+        rest.set(order("old-one", OrderStatus.OPEN, created=old.created_at))
+        await trio.sleep(0.5)
+        # 2,500 newer orders bury it deep in the history (1,000 a page)...
+        for i in range(2500):
+            rest.set(order(f"new-{i}", OrderStatus.CANCELLED, created=old.created_at + 1 + i / 100))
+        # ... and then it ends, leaving the open orders.
+        rest.set(order("old-one", OrderStatus.CANCELLED, created=old.created_at))
+        await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    statuses = [e.order.status for e in events if isinstance(e, OrderUpdate)]
+    assert statuses == [OrderStatus.SUBMITTED, OrderStatus.OPEN, OrderStatus.CANCELLED]

@@ -58,11 +58,21 @@ class RawRest:
         return list(wire.parse_orders_page(body).items)
 
     async def get_order_history(
-        self, *, start: float | None = None, limit: int = 100
+        self,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Order]:
         start_ms = None if start is None else int(start * 1000)
+        end_ms = None if end is None else int(end * 1000)
         return wire.parse_orders_page(
-            await self.call(wire.build_order_search(start_ms=start_ms, limit=limit))
+            await self.call(
+                wire.build_order_search(
+                    start_ms=start_ms, end_ms=end_ms, limit=limit, cursor=cursor
+                )
+            )
         )
 
     async def get_trades(
