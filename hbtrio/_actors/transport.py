@@ -254,15 +254,20 @@ def trio_websocket_dialer(
                             await trio.aclose_forcefully(tcp)
                             raise
                         stream = tls
-                    ws = await trio_websocket.wrap_client_stream(
-                        nursery,
-                        stream,
-                        host_header,
-                        WS_PATH,
-                        extra_headers=headers,
-                        message_queue_size=message_queue_size,
-                        max_message_size=max_message_size,
-                    )
+                    try:
+                        ws = await trio_websocket.wrap_client_stream(
+                            nursery,
+                            stream,
+                            host_header,
+                            WS_PATH,
+                            extra_headers=headers,
+                            message_queue_size=message_queue_size,
+                            max_message_size=max_message_size,
+                        )
+                    except BaseException:
+                        # A failed or timed-out upgrade leaves the socket to us.
+                        await trio.aclose_forcefully(stream)
+                        raise
                 opened = True
                 try:
                     yield _TrioWsTransport(ws)

@@ -1,7 +1,4 @@
-"""Client bugs found by the reliability suite, each pinned by a strict xfail test.
-
-Remove the ``xfail`` mark once the bug is fixed (the test then passes).
-"""
+"""Regression tests of client bugs the reliability suite found."""
 
 from __future__ import annotations
 
@@ -9,7 +6,6 @@ import gc
 import warnings
 from pathlib import Path
 
-import pytest
 import trio
 
 import hbtrio
@@ -17,13 +13,6 @@ from tests.faultproxy import Fault, FaultKind, FaultPlan, Trigger, open_fault_pr
 from tests.reliability._support import config_for, open_client, start_sim, upstream_context
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hbtrio bug: hbtrio/_actors/transport.py dial() closes the TCP/TLS stream only "
-    "after trio_websocket.wrap_client_stream succeeded; a WebSocket upgrade that fails "
-    "(connection reset during the handshake, or the attempt deadline) leaks the socket "
-    "(ResourceWarning: unclosed socket)",
-)
 async def test_failed_websocket_upgrade_does_not_leak_the_socket(
     nursery: trio.Nursery, cert_dir: Path
 ) -> None:
