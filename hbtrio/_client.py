@@ -166,7 +166,8 @@ class Client:
             exchange: Connector name.
             market: Trading pair.
             depth: Levels per side (1..1000).
-            update_interval: Seconds between server pushes (the server clamps it).
+            update_interval: Seconds between server pushes, 0 for as fast as the
+                server sends (the server clamps it).
 
         Returns:
             An async context manager yielding an async iterator of order books.

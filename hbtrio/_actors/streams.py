@@ -476,7 +476,8 @@ class StreamingSupervisor:
             exchange: Connector name.
             market: Trading pair.
             depth: Levels per side (1..1000).
-            update_interval: Seconds between server pushes (the server clamps it).
+            update_interval: Seconds between server pushes, 0 for as fast as the
+                server sends (the server clamps it).
 
         Yields:
             An async iterator of :class:`~hbtrio.OrderBook`.
@@ -616,6 +617,7 @@ def _check_update_interval(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputValidationError("update_interval", "must be a number of seconds")
     result = float(value)
-    if not math.isfinite(result) or not 0 < result <= 3600:
-        raise InputValidationError("update_interval", "must be > 0 and <= 3600 seconds")
+    # 0 asks for every change, as fast as the server sends (the server clamps it).
+    if not math.isfinite(result) or not 0 <= result <= 3600:
+        raise InputValidationError("update_interval", "must be >= 0 and <= 3600 seconds")
     return result
