@@ -1,11 +1,12 @@
-"""ADAPTER: the hbtrio contender, written against the public API only (api.md).
+"""The hbtrio contender, driven through the public API only (api.md).
 
 This is the one place the suite touches hbtrio's client. It uses
 ``hbtrio.open_client``, ``client.place_limit_order``, ``client.place_market_order``,
 ``client.get_order_book(depth=20)``, ``client.get_ticker``,
 ``client.cancel_all_orders``, ``client.subscribe_order_book``, ``client.events()``
-and ``hbtrio.EventEngine.subscribe``/``publish``. Until the client exists the
-runner skips this contender with a note (see :func:`availability`).
+and ``hbtrio.EventEngine.subscribe``/``publish``. Should the client be
+missing (an old or partial install) the runner skips this contender with a note
+(see :func:`availability`).
 
 Runs under Trio (the worker calls it from ``trio.run``).
 """
@@ -13,7 +14,6 @@ Runs under Trio (the worker calls it from ``trio.run``).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import os
 import time
@@ -48,14 +48,6 @@ def availability() -> str | None:
     if missing:
         return "hbtrio client not available yet (missing: " + ", ".join(missing) + ")"
     return None
-
-
-def _accepts(func: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class HbtrioContender:
@@ -95,8 +87,7 @@ class HbtrioContender:
             account=target.account,
             timeout=10.0,
         )
-        open_client: Any = getattr(hbtrio, "open_client")  # noqa: B009 - may not exist yet
-        self._client = await self._stack.enter_async_context(open_client(config))
+        self._client = await self._stack.enter_async_context(hbtrio.open_client(config))
         await self._client.get_order_book(target.connector, target.trading_pair, depth=1)
         return {"hbtrio": hbtrio.__version__}
 
@@ -188,10 +179,9 @@ class HbtrioContender:
 
     def _subscribe_book(self, depth: int) -> Any:
         t = self._t
-        method = self._client.subscribe_order_book
-        if _accepts(method, "update_interval"):
-            return method(t.connector, t.trading_pair, depth=depth, update_interval=0)
-        return method(t.connector, t.trading_pair, depth=depth)
+        return self._client.subscribe_order_book(
+            t.connector, t.trading_pair, depth=depth, update_interval=0
+        )
 
     async def stream(self, duration: float, warmup: float) -> tuple[int, float, float]:
         """Count order-book snapshots delivered by ``subscribe_order_book``.
