@@ -158,11 +158,18 @@ class TrackerActor:
     def track(self, order: Order) -> None:
         """Start tracking an order the client just placed (polled fast from now on).
 
+        The first order in flight wakes the tracker out of its idle wait; while
+        orders are already in flight the tracker polls every ``poll_active``
+        seconds anyway, so a burst of placements shares those polls instead of
+        starting one poll per order.
+
         Args:
             order: The order as the placement answer described it.
         """
+        was_active = self.tracker.has_in_flight
         self._emit(self.tracker.track(order, self._clock()))
-        self._wakeup.set()
+        if not was_active:
+            self._wakeup.set()
 
     def get(self, order_id: str) -> Order | None:
         """The latest known state of an order, or ``None``.
