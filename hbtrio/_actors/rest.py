@@ -242,7 +242,8 @@ class RestActor:
                 :func:`~hbtrio._wire.errors.error_from_response`), a transport error,
                 or :class:`MalformedResponse`.
         """
-        delays = self.delays()
+        # The jittered delays are drawn at the first retry: most calls never retry.
+        delays: list[float] | None = None
         attempt = 0
         while True:
             sent_at = self.clock()
@@ -282,15 +283,17 @@ class RestActor:
                 ):
                     # A 500 may come after the order was created: the caller checks.
                     raise AmbiguousOutcome(error, sent_at, answered=True) from error
-            if attempt >= len(delays) or not self._retry_allowed(req, error):
+            if attempt >= self.config.retries or not self._retry_allowed(req, error):
                 raise error
+            if delays is None:
+                delays = self.delays()
             logger.debug(
                 "retrying %s %s after %s (attempt %d of %d)",
                 req.method,
                 req.path,
                 type(error).__name__,
                 attempt + 2,
-                len(delays) + 1,
+                self.config.retries + 1,
             )
             await trio.sleep(delays[attempt])
             attempt += 1
