@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 from .._errors import MalformedResponse
-from ..models import OrderStatus, OrderType, Side
+from ..models import Level, OrderStatus, OrderType, Side
 
 __all__ = [
     "EXCERPT_CHARS",
+    "PriceAmount",
+    "book_levels",
     "decimal_value",
     "excerpt",
     "guarded",
@@ -125,6 +127,65 @@ def decimal_value(value: Decimal, field: str) -> Decimal:
     if not value.is_finite() or (value and abs(value.adjusted()) > _MAX_EXPONENT):
         raise malformed(f"{field} is not a finite number of sane magnitude", str(value))
     return value
+
+
+class PriceAmount(Protocol):
+    """A decoded book level sent as an object (``Level`` or a wire struct)."""
+
+    @property
+    def price(self) -> Decimal:
+        """Level price."""
+        ...
+
+    @property
+    def amount(self) -> Decimal:
+        """Level amount."""
+        ...
+
+
+def book_levels(
+    raw: Iterable[PriceAmount | tuple[Decimal, Decimal]], field: str
+) -> tuple[Level, ...]:
+    """Convert decoded book levels to :class:`~hbtrio.Level` values, checking each
+    price and amount as :func:`decimal_value` does.
+
+    This runs for every level of every book (REST and stream), so the common case
+    (finite values of sane magnitude) is checked inline; a decoded ``Level`` is
+    reused as is.
+
+    Args:
+        raw: Levels as ``(price, amount)`` pairs or objects with ``price`` and
+            ``amount``.
+        field: Field name for the error (``"bids"`` or ``"asks"``).
+
+    Returns:
+        The levels, in order.
+
+    Raises:
+        MalformedResponse: A price or amount is NaN, infinite, or absurdly large
+            or small.
+    """
+    out: list[Level] = []
+    append = out.append
+    top, bottom = _MAX_EXPONENT, -_MAX_EXPONENT
+    for item in raw:
+        if isinstance(item, tuple):
+            price, amount = item
+            level = Level(price, amount)
+        else:
+            price, amount = item.price, item.amount
+            level = item if type(item) is Level else Level(price, amount)
+        if not (
+            price.is_finite()
+            and amount.is_finite()
+            and bottom <= price.adjusted() <= top
+            and bottom <= amount.adjusted() <= top
+        ):
+            # Rare: the exact rules (zero of any exponent is fine) and the error.
+            decimal_value(price, field)
+            decimal_value(amount, field)
+        append(level)
+    return tuple(out)
 
 
 def optional_decimal(value: Decimal | None, field: str) -> Decimal | None:

@@ -62,6 +62,7 @@ from ..models import (
     TradingRule,
 )
 from ._common import (
+    book_levels,
     decimal_value,
     guarded,
     malformed,
@@ -612,15 +613,11 @@ class _Prices(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: float | str | None = None
 
 
-class _Level(msgspec.Struct, frozen=True):
-    price: Decimal
-    amount: Decimal
-
-
 class _OrderBook(msgspec.Struct, frozen=True, kw_only=True):
     trading_pair: str | None = None
-    bids: list[_Level | tuple[Decimal, Decimal]]
-    asks: list[_Level | tuple[Decimal, Decimal]]
+    # Level objects decode straight into the public type (no copy per level).
+    bids: list[Level | tuple[Decimal, Decimal]]
+    asks: list[Level | tuple[Decimal, Decimal]]
     timestamp: float | str | None = None
 
 
@@ -1005,14 +1002,6 @@ def parse_prices(body: bytes) -> Prices:
     )
 
 
-def _book_levels(raw: list[_Level | tuple[Decimal, Decimal]], field: str) -> tuple[Level, ...]:
-    out: list[Level] = []
-    for item in raw:
-        price, amount = (item.price, item.amount) if isinstance(item, _Level) else item
-        out.append(Level(decimal_value(price, field), decimal_value(amount, field)))
-    return tuple(out)
-
-
 @guarded("order book")
 def parse_order_book(body: bytes, exchange: str, market: str) -> OrderBook:
     """Parse ``POST /market-data/order-book``.
@@ -1032,8 +1021,8 @@ def parse_order_book(body: bytes, exchange: str, market: str) -> OrderBook:
     return OrderBook(
         exchange=exchange,
         market=market,
-        bids=_book_levels(raw.bids, "bids"),
-        asks=_book_levels(raw.asks, "asks"),
+        bids=book_levels(raw.bids, "bids"),
+        asks=book_levels(raw.asks, "asks"),
         timestamp=timestamp(raw.timestamp, "timestamp", default=0.0),
     )
 

@@ -24,7 +24,7 @@ import msgspec
 
 from .._errors import MalformedResponse
 from ..models import Candle, Level, MarketTrade, OrderBook
-from ._common import decimal_value, guarded, malformed, side, timestamp
+from ._common import book_levels, decimal_value, guarded, malformed, side, timestamp
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -486,11 +486,7 @@ def encode_unsubscribe(subscription_id: str) -> str:
 
 
 def _levels(raw: list[tuple[Decimal, Decimal] | WireLevel], field: str) -> tuple[Level, ...]:
-    out: list[Level] = []
-    for item in raw:
-        price, amount = (item.price, item.amount) if isinstance(item, WireLevel) else item
-        out.append(Level(decimal_value(price, field), decimal_value(amount, field)))
-    return tuple(out)
+    return book_levels(raw, field)
 
 
 @guarded("order book push")
