@@ -43,6 +43,10 @@ EXCERPT_CHARS = 200
 _MAX_EXPONENT = 60
 # Epoch seconds above this are read as milliseconds (1e11 s is the year 5138).
 _MS_THRESHOLD = 1e11
+# Times sent as text, already converted: the order tracker's polls list the same
+# orders, with the same ISO-8601 times, again and again. Bounded (cleared when full).
+_TEXT_TIMES: dict[str, float] = {}
+_TEXT_TIMES_MAX = 8192
 
 
 def excerpt(data: object) -> str:
@@ -227,25 +231,32 @@ def timestamp(value: float | str | None, field: str, default: float | None = Non
         return default
     seconds: float
     if isinstance(value, str):
+        cached = _TEXT_TIMES.get(value)
+        if cached is not None:
+            return cached
         text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
+        if text[4:5] == "-" and text[:4].isdigit():
+            # ISO-8601, the usual form: never a float, skip trying one.
+            seconds = _iso_seconds(text, field, value)
+        else:
             try:
-                parsed = datetime.fromisoformat(text)
+                seconds = float(text)
             except ValueError:
-                raise malformed(f"{field} is not a timestamp", value) from None
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            try:
-                seconds = parsed.timestamp()
-            except (OverflowError, ValueError, OSError):  # pragma: no cover - platform
-                raise malformed(f"{field} is out of range", value) from None
+                seconds = _iso_seconds(text, field, value)
+        seconds = _checked_seconds(seconds, field, value)
+        if len(_TEXT_TIMES) >= _TEXT_TIMES_MAX:
+            _TEXT_TIMES.clear()
+        _TEXT_TIMES[value] = seconds
+        return seconds
     else:
         try:
             seconds = float(value)
         except OverflowError:  # an int too large for a float
             raise malformed(f"{field} is out of range", value) from None
+    return _checked_seconds(seconds, field, value)
+
+
+def _checked_seconds(seconds: float, field: str, value: object) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise malformed(f"{field} is not a valid time", value)
     if seconds > _MS_THRESHOLD:
@@ -253,6 +264,20 @@ def timestamp(value: float | str | None, field: str, default: float | None = Non
         if seconds > _MS_THRESHOLD:
             raise malformed(f"{field} is out of range", value)
     return seconds
+
+
+def _iso_seconds(text: str, field: str, value: object) -> float:
+    """Epoch seconds of an ISO-8601 text (naive ones are UTC)."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise malformed(f"{field} is not a timestamp", value) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.timestamp()
+    except (OverflowError, ValueError, OSError):  # pragma: no cover - platform
+        raise malformed(f"{field} is out of range", value) from None
 
 
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
@@ -284,7 +309,9 @@ def side(value: str, field: str = "trade_type") -> Side:
     Raises:
         MalformedResponse: Not a side.
     """
-    found = _SIDES.get(_norm(value))
+    found = _SIDES.get(value)  # the usual exact spelling first
+    if found is None:
+        found = _SIDES.get(_norm(value))
     if found is None:
         raise malformed(f"{field} is not BUY or SELL", value)
     return found
@@ -303,7 +330,9 @@ def order_type(value: str, field: str = "order_type") -> OrderType:
     Raises:
         MalformedResponse: Unknown type.
     """
-    found = _TYPES.get(_norm(value))
+    found = _TYPES.get(value)  # the usual exact spelling first
+    if found is None:
+        found = _TYPES.get(_norm(value))
     if found is None:
         raise malformed(f"{field} is not a known order type", value)
     return found
@@ -322,7 +351,9 @@ def order_status(value: str, field: str = "status") -> OrderStatus:
     Raises:
         MalformedResponse: Unknown status.
     """
-    found = _STATUSES.get(_norm(value))
+    found = _STATUSES.get(value)  # the usual exact spelling first
+    if found is None:
+        found = _STATUSES.get(_norm(value))
     if found is None:
         raise malformed(f"{field} is not a known order status", value)
     return found
