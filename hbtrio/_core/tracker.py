@@ -105,10 +105,10 @@ class OrderTracker:
     def __init__(
         self,
         *,
-        terminal_ttl: float = 300.0,
-        max_terminal: int = 10_000,
-        max_tombstones: int = 100_000,
-        max_fills: int = 100_000,
+        terminal_ttl: float = 30.0,
+        max_terminal: int = 2_000,
+        max_tombstones: int = 20_000,
+        max_fills: int = 20_000,
         recent_fills: int = 1_000,
     ) -> None:
         self.terminal_ttl = terminal_ttl
