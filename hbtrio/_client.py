@@ -94,6 +94,10 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+_MAX_PLACED_IDS = 10_000
+"""Most returned order ids remembered for reconciliation (which looks back seconds)."""
+
+
 class Client:
     """A connected Hummingbot API client (obtain one from :func:`open_client`).
 
@@ -126,7 +130,9 @@ class Client:
         self._state = ConnectionState.DISCONNECTED
         self._rules: dict[tuple[str, str], TradingRule | None] = {}
         self._tickers_supported: dict[str, bool] = {}
-        self._placed_ids: set[str] = set()
+        # Ids of orders this client returned (newest last, at most _MAX_PLACED_IDS):
+        # reconciliation never hands out one of them for another request.
+        self._placed_ids: dict[str, None] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -550,7 +556,7 @@ class Client:
             placed = await self._rest.call(req, wire.parse_place_order, order=request)
         except AmbiguousOutcome as lost:
             return await self._reconcile(request, lost)
-        self._placed_ids.add(placed.order_id)
+        self._remember_placed(placed.order_id)
         now = self._rest.clock()
         return Order(
             order_id=placed.order_id,
@@ -565,6 +571,12 @@ class Client:
             created_at=now,
             updated_at=now,
         )
+
+    def _remember_placed(self, order_id: str) -> None:
+        ids = self._placed_ids
+        ids[order_id] = None
+        if len(ids) > _MAX_PLACED_IDS:
+            del ids[next(iter(ids))]
 
     async def _reconcile(self, request: OrderRequest, lost: AmbiguousOutcome) -> Order:
         """Find the order a lost placement may have created (see :meth:`place_order`)."""
@@ -587,7 +599,7 @@ class Client:
                 await trio.sleep(_RECONCILE_PAUSE)
         if len(matches) == 1 and not unresolved_fills:
             order = next(iter(matches.values()))
-            self._placed_ids.add(order.order_id)
+            self._remember_placed(order.order_id)
             logger.debug("reconciled lost placement to order %s", order.order_id)
             return order
         candidates = tuple(matches.values())
