@@ -103,6 +103,8 @@ class TrackerActor:
         poll_idle: Seconds between polls otherwise.
         lookback: Seconds of overlap kept when asking for fills and history
             (absorbs clock differences and late rows; duplicates are dropped).
+        fill_overlap: Seconds before the newest fill seen that the next poll of
+            fills starts from (late rows; fills already seen are dropped by id).
         lost_after: Seconds an in-flight order may be missing from both the open
             orders and the history before it stops being polled fast (an
             ``ErrorEvent`` says so; should it be listed among the open orders
@@ -123,6 +125,7 @@ class TrackerActor:
         poll_active: float = 0.1,
         poll_idle: float = 2.0,
         lookback: float = 60.0,
+        fill_overlap: float = 5.0,
         lost_after: float = 30.0,
         tracker: OrderTracker | None = None,
         clock: Callable[[], float] = time.time,
@@ -134,6 +137,7 @@ class TrackerActor:
         self._poll_idle = poll_idle
         self._lookback = lookback
         self._lost_after = lost_after
+        self._fill_overlap = fill_overlap
         self._missing_since: dict[str, float] = {}
         self.tracker = tracker if tracker is not None else OrderTracker()
         self._clock = clock
@@ -266,7 +270,7 @@ class TrackerActor:
         self._watch_missing(missing, history, now)
         if fills:
             newest = max(trade.timestamp for trade in fills)
-            self._fills_since = max(self._fills_since, newest - self._lookback)
+            self._fills_since = max(self._fills_since, newest - self._fill_overlap)
         self.polls += 1
         await self._emit_waiting(events)
 

@@ -92,6 +92,7 @@ class OrderTracker:
         "_fill_horizon",
         "_fills",
         "_live",
+        "_mine",
         "_orders",
         "_seen_fills",
         "_terminal",
@@ -117,6 +118,7 @@ class OrderTracker:
         self.max_fills = max_fills
         self._orders: dict[str, _Known] = {}
         self._live: set[str] = set()
+        self._mine: set[str] = set()  # live orders this client placed (via track)
         self._terminal: OrderedDict[str, None] = OrderedDict()
         self._tombstones: OrderedDict[str, None] = OrderedDict()
         self._seen_fills: OrderedDict[str, float] = OrderedDict()
@@ -128,6 +130,10 @@ class OrderTracker:
     def track(self, order: Order, now: float) -> list[OrderUpdate]:
         """Add an order the client just placed, so it is polled fast.
 
+        Only orders added here count for :attr:`has_in_flight` and
+        :meth:`poll_interval`: other orders of the account (placed by other
+        programs, possibly resting for days) are followed at the idle pace.
+
         Args:
             order: The order as the placement answer described it.
             now: Current time (event timestamps).
@@ -135,7 +141,10 @@ class OrderTracker:
         Returns:
             Its first :class:`OrderUpdate` (none if already known in this state).
         """
-        return self.apply_orders((order,), now)
+        events = self.apply_orders((order,), now)
+        if order.order_id in self._live:
+            self._mine.add(order.order_id)
+        return events
 
     def apply_orders(self, orders: Iterable[Order], now: float) -> list[OrderUpdate]:
         """Feed order snapshots (open orders, history, single lookups).
@@ -183,6 +192,7 @@ class OrderTracker:
             return False
         if order.status.is_terminal:
             self._live.discard(order_id)
+            self._mine.discard(order_id)
             if known.terminal_since is None:
                 known.terminal_since = now
             self._terminal[order_id] = None
@@ -232,6 +242,7 @@ class OrderTracker:
         if order_id not in self._live:
             return False
         self._live.discard(order_id)
+        self._mine.discard(order_id)
         return True
 
     def in_flight(self) -> list[str]:
@@ -244,8 +255,8 @@ class OrderTracker:
 
     @property
     def has_in_flight(self) -> bool:
-        """Whether any known order is not terminal."""
-        return bool(self._live)
+        """Whether any order this client placed (:meth:`track`) is not terminal."""
+        return bool(self._mine)
 
     def poll_interval(self, active: float = 0.1, idle: float = 2.0) -> float:
         """How long to wait before the next poll.
@@ -255,9 +266,10 @@ class OrderTracker:
             idle: Interval otherwise.
 
         Returns:
-            ``active`` while any known order is non-terminal, else ``idle``.
+            ``active`` while any order this client placed is non-terminal, else
+            ``idle``.
         """
-        return active if self._live else idle
+        return active if self._mine else idle
 
     def prune(self, now: float) -> None:
         """Forget terminal orders older than ``terminal_ttl`` or beyond ``max_terminal``.

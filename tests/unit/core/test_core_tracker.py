@@ -184,9 +184,11 @@ def test_any_snapshot_order_gives_forward_events_once(
         assert indices == sorted(set(indices)), "never backwards, never twice"
         assert all(state(a) != state(b) for a, b in itertools.pairwise(mine))
         assert state(mine[-1]) == state(life[-1])  # ends at the true final state
-        assert t.poll_interval() == (
-            0.1 if any(not lf[-1].status.is_terminal for lf in lives) else 2.0
-        )
+        # Orders learnt from polls (not placed by this client) never make it poll fast.
+        assert t.poll_interval() == 2.0
+        assert set(t.in_flight()) == {
+            lf[0].order_id for lf in lives if not lf[-1].status.is_terminal
+        }
 
 
 @given(life=histories(), dups=st.lists(st.integers(0, 10), max_size=10))
@@ -212,3 +214,15 @@ def test_each_fill_once(ids: list[int]) -> None:
     got = [e.trade.trade_id for e in events]
     assert sorted(got) == sorted({f"t{i}" for i in ids})
     assert len(got) == len(set(got))
+
+
+def test_only_orders_this_client_placed_make_it_poll_fast() -> None:
+    t = OrderTracker()
+    t.apply_orders([order("theirs", S.OPEN, "0", 1.0)], now=1.0)
+    assert t.poll_interval() == 2.0 and not t.has_in_flight
+    t.track(order("mine", S.SUBMITTED, "0", 2.0), now=2.0)
+    assert t.poll_interval() == 0.1 and t.has_in_flight
+    t.apply_orders([order("mine", S.CANCELLED, "0", 3.0)], now=3.0)
+    assert t.poll_interval() == 2.0 and t.in_flight() == ["theirs"]
+    t.track(order("gone", S.SUBMITTED, "0", 4.0), now=4.0)
+    assert t.abandon("gone") and t.poll_interval() == 2.0
