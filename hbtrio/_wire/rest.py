@@ -46,6 +46,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
+from .._errors import MalformedResponse
 from ..models import (
     Balance,
     Candle,
@@ -644,6 +645,24 @@ _D_TRADES = msgspec.json.Decoder(_TradesPage)
 _D_BALANCES = msgspec.json.Decoder(dict[str, dict[str, list[_Holding]]])
 _D_PRICES = msgspec.json.Decoder(_Prices)
 _D_ORDER_BOOK = msgspec.json.Decoder(_OrderBook)
+
+
+class _OrderBookRaw(msgspec.Struct, frozen=True, kw_only=True):
+    """An order book with each level left undecoded (the cached fast path)."""
+
+    trading_pair: str | None = None
+    bids: list[msgspec.Raw]
+    asks: list[msgspec.Raw]
+    timestamp: float | str | None = None
+
+
+_D_ORDER_BOOK_RAW = msgspec.json.Decoder(_OrderBookRaw)
+_D_LEVEL = msgspec.json.Decoder(Level | tuple[Decimal, Decimal])
+# Checked levels by their exact JSON text. Successive snapshots of a book repeat
+# most levels byte for byte, and decoding two Decimals is most of a book's cost.
+# Levels are immutable, so sharing them is safe. Bounded (cleared when full).
+_LEVELS: dict[bytes, Level] = {}
+_LEVELS_MAX = 4096
 _D_CANDLES = msgspec.json.Decoder(list[WireCandle])
 _D_TICKERS = msgspec.json.Decoder(_Tickers)
 
@@ -1017,14 +1036,48 @@ def parse_order_book(body: bytes, exchange: str, market: str) -> OrderBook:
     Raises:
         MalformedResponse: The body is malformed.
     """
-    raw = _D_ORDER_BOOK.decode(_utf8(body))
+    data = _utf8(body)
+    try:
+        fast = _D_ORDER_BOOK_RAW.decode(data)
+        bids = _cached_levels(fast.bids, "bids")
+        asks = _cached_levels(fast.asks, "asks")
+        stamp = fast.timestamp
+    except (msgspec.MsgspecError, MalformedResponse):
+        # Anything odd: the full decoder, whose errors (and results) are the reference.
+        raw = _D_ORDER_BOOK.decode(data)
+        bids = book_levels(raw.bids, "bids")
+        asks = book_levels(raw.asks, "asks")
+        stamp = raw.timestamp
     return OrderBook(
         exchange=exchange,
         market=market,
-        bids=book_levels(raw.bids, "bids"),
-        asks=book_levels(raw.asks, "asks"),
-        timestamp=timestamp(raw.timestamp, "timestamp", default=0.0),
+        bids=bids,
+        asks=asks,
+        timestamp=timestamp(stamp, "timestamp", default=0.0),
     )
+
+
+def _cached_levels(raws: list[msgspec.Raw], field: str) -> tuple[Level, ...]:
+    """Levels from their JSON texts, decoding and checking only unseen texts.
+
+    Raises:
+        msgspec.MsgspecError: A level does not decode.
+        MalformedResponse: A level's value is not finite or of sane magnitude.
+    """
+    cache = _LEVELS
+    get = cache.get
+    out: list[Level] = []
+    append = out.append
+    for item in raws:
+        key = bytes(item)
+        level = get(key)
+        if level is None:
+            level = book_levels((_D_LEVEL.decode(key),), field)[0]
+            if len(cache) >= _LEVELS_MAX:
+                cache.clear()
+            cache[key] = level
+        append(level)
+    return tuple(out)
 
 
 @guarded("candles")
