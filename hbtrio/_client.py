@@ -34,6 +34,7 @@ from ._errors import (
     OrderOutcomeUnknown,
     RequestTimeout,
     SubscriptionError,
+    lone_exception,
 )
 from ._validation import (
     check_account,
@@ -85,13 +86,6 @@ _MAX_SEARCH_PAGES = 20
 _ACCEPT_POLL_FIRST = 0.02
 _RECONCILE_PASSES = 2
 _RECONCILE_PAUSE = 0.5
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    """Return the lone leaf of nested exception groups, else ``exc`` itself."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 _MAX_PLACED_IDS = 10_000
@@ -1267,7 +1261,7 @@ async def _gather(*fns: Callable[[], Any]) -> None:
             for fn in fns:
                 nursery.start_soon(fn)
     except BaseExceptionGroup as group:
-        leaves = [_unwrap(e) for e in group.exceptions]
+        leaves = [lone_exception(e) for e in group.exceptions]
         for leaf in leaves:
             if isinstance(leaf, HbtrioError):
                 raise leaf from None
@@ -1356,7 +1350,7 @@ async def open_client(
                 with trio.CancelScope(shield=True):
                     await pool.aclose()
     except BaseExceptionGroup as group:
-        leaf = _unwrap(group)
+        leaf = lone_exception(group)
         if leaf is group:
             raise
         raise leaf from leaf.__cause__

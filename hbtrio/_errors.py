@@ -245,3 +245,40 @@ class OrderOutcomeUnknown(OrderError):
 
 class SubscriptionError(HbtrioError):
     """A subscription failed, was refused, or its consumer fell behind."""
+
+
+def lone_exception(exc: BaseException) -> BaseException:
+    """Unwrap an exception group that holds exactly one exception, however nested.
+
+    Args:
+        exc: An exception, or an exception group.
+
+    Returns:
+        The single leaf when every level of the group holds one exception;
+        otherwise the innermost group that holds several (``exc`` itself when it
+        is a plain exception or a group of several).
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def exception_leaves(
+    exc: BaseException, *, ignore: type[BaseException] | tuple[type[BaseException], ...] = ()
+) -> list[BaseException]:
+    """The plain exceptions inside a (nested) exception group, depth first.
+
+    Args:
+        exc: An exception, or an exception group.
+        ignore: Exception types to leave out (e.g. ``trio.Cancelled``).
+
+    Returns:
+        The non-group exceptions that are not instances of ``ignore``
+        (``[exc]`` itself for a plain exception that is not ignored).
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        out: list[BaseException] = []
+        for sub in exc.exceptions:
+            out.extend(exception_leaves(sub, ignore=ignore))
+        return out
+    return [] if isinstance(exc, ignore) else [exc]

@@ -24,6 +24,7 @@ import trio_websocket
 
 from .._config import ClientConfig
 from .._errors import AuthenticationFailed, ConnectionFailed
+from .._errors import exception_leaves as _leaves
 from .tls import make_ssl_context
 
 __all__ = [
@@ -140,12 +141,7 @@ def exception_leaves(exc: BaseException) -> list[BaseException]:
         The non-group exceptions other than ``trio.Cancelled``, depth first
         (``[exc]`` itself for a plain exception that is not a cancellation).
     """
-    if isinstance(exc, BaseExceptionGroup):
-        out: list[BaseException] = []
-        for sub in exc.exceptions:
-            out.extend(exception_leaves(sub))
-        return out
-    return [] if isinstance(exc, trio.Cancelled) else [exc]
+    return _leaves(exc, ignore=trio.Cancelled)
 
 
 def _is_cert_error(exc: BaseException) -> bool:

@@ -35,6 +35,7 @@ from .._errors import (
     HbtrioError,
     InputValidationError,
     RequestTimeout,
+    lone_exception,
 )
 from ..daemon.config import DaemonConfigError, read_key_file
 from ..daemon.logs import RedactingFilter, secrets_of
@@ -349,12 +350,6 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def report_error(
     command: str, exc: BaseException, secrets: Sequence[str] = (), *, stream: TextIO | None = None
 ) -> int:
@@ -369,7 +364,7 @@ def report_error(
     Returns:
         The exit code.
     """
-    exc = _leaf(exc)
+    exc = lone_exception(exc)
     line = RedactingFilter(secrets).redact(f"hbtrio {command}: {_one_line(exc)}")
     print(line, file=stream if stream is not None else sys.stderr)
     return _exit_code_of(exc)

@@ -28,7 +28,13 @@ from typing import Any
 import trio
 
 from .._core.backoff import Backoff
-from .._errors import AuthenticationFailed, ConnectionFailed, HbtrioError, SubscriptionError
+from .._errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    HbtrioError,
+    SubscriptionError,
+    lone_exception,
+)
 from ..events import ConnectionStateChanged, ErrorEvent, Event, EventEngine, EventSubscription
 from ..models import ConnectionState
 from .config import DaemonConfig, SubscriptionSpec
@@ -58,13 +64,6 @@ OpenClient = Callable[..., AbstractAsyncContextManager[Any]]
 
 class _EndOfStream(Event, frozen=True):
     """Private marker published after the client closed: the writer stops at it."""
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The one exception of a (nested) group with a single leaf, else ``exc``."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _describe(exc: BaseException) -> str:
@@ -388,7 +387,7 @@ class Daemon:
                         nursery.start_soon(self._probe, client)
                     await trio.sleep_forever()
         except Exception as raw:
-            exc = _leaf(raw)
+            exc = lone_exception(raw)
             self.metrics.error(type(exc).__name__)
             if self.metrics.state is ConnectionState.CONNECTED:
                 self.metrics.set_state(ConnectionState.DISCONNECTED)
