@@ -14,18 +14,18 @@ Runs under Trio (the worker calls it from ``trio.run``).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
-from collections.abc import AsyncIterator
-from decimal import ROUND_DOWN, Decimal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from functools import partial
 from typing import Any, Final
 
+from ._drive import SnapshotWindow, limit_price, time_calls_async
 from .protocol import Target
 
 __all__ = ["HbtrioContender", "availability"]
 
-_TICK: Final = Decimal("0.01")
 #: Names of the public API this adapter needs.
 REQUIRED_API: Final = ("open_client", "ClientConfig", "EventEngine", "Side", "TradeEvent")
 #: Subscriptions held by the ``memory`` scenario.
@@ -94,9 +94,7 @@ class HbtrioContender:
     async def _limit_price(self) -> Decimal:
         t = self._t
         book = await self._client.get_order_book(t.connector, t.trading_pair, depth=1)
-        mid = (book.bids[0].price + book.asks[0].price) / 2
-        price: Decimal = (mid * Decimal(t.price_factor)).quantize(_TICK, rounding=ROUND_DOWN)
-        return price
+        return limit_price(book.bids[0].price, book.asks[0].price, t.price_factor)
 
     async def latency(self, scenario: str, n: int, warmup: int) -> list[float]:
         """Timed round trips of a latency scenario.
@@ -116,37 +114,23 @@ class HbtrioContender:
 
         t = self._t
         client = self._client
-        clock = time.perf_counter_ns
-        out: list[float] = []
+        call: Callable[[], Awaitable[object]]
         if scenario == "order_place":
-            price = await self._limit_price()
-            amount = Decimal(t.order_amount)
-            buy = hbtrio.Side.BUY
-            for i in range(warmup + n):
-                t0 = clock()
-                await client.place_limit_order(
-                    t.connector, t.trading_pair, buy, price=price, amount=amount
-                )
-                t1 = clock()
-                if i >= warmup:
-                    out.append((t1 - t0) / 1000.0)
+            call = partial(
+                client.place_limit_order,
+                t.connector,
+                t.trading_pair,
+                hbtrio.Side.BUY,
+                price=await self._limit_price(),
+                amount=Decimal(t.order_amount),
+            )
         elif scenario == "order_book":
-            for i in range(warmup + n):
-                t0 = clock()
-                await client.get_order_book(t.connector, t.trading_pair, depth=t.book_depth)
-                t1 = clock()
-                if i >= warmup:
-                    out.append((t1 - t0) / 1000.0)
+            call = partial(client.get_order_book, t.connector, t.trading_pair, depth=t.book_depth)
         elif scenario == "ticker":
-            for i in range(warmup + n):
-                t0 = clock()
-                await client.get_ticker(t.connector, t.trading_pair)
-                t1 = clock()
-                if i >= warmup:
-                    out.append((t1 - t0) / 1000.0)
+            call = partial(client.get_ticker, t.connector, t.trading_pair)
         else:
             raise ValueError(f"unknown latency scenario {scenario!r}")
-        return out
+        return await time_calls_async(call, n, warmup)
 
     async def throughput(self, concurrency: int, duration: float) -> tuple[int, float, float]:
         """``concurrency`` Trio tasks calling ``get_order_book`` back to back.
@@ -195,21 +179,11 @@ class HbtrioContender:
         """
         t = self._t
         async with self._subscribe_book(t.stream_depth) as books:
-            warm_end = time.perf_counter() + warmup
-            count = 0
-            t0 = cpu0 = 0.0
-            end = math.inf
-            counting = False
+            window = SnapshotWindow(duration, warmup)
             async for _book in books:
-                now = time.perf_counter()
-                if counting:
-                    count += 1
-                    if now >= end:
-                        break
-                elif now >= warm_end:
-                    counting = True
-                    t0, cpu0, end = now, time.process_time(), now + duration
-            return count, time.perf_counter() - t0, time.process_time() - cpu0
+                if window.arrived(time.perf_counter()):
+                    break
+            return window.result(time.perf_counter())
 
     async def cleanup(self) -> int:
         """Cancel every open order of the target market with ``cancel_all_orders``.

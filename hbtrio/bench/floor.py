@@ -19,11 +19,14 @@ import selectors
 import socket
 import ssl
 import time
-from decimal import ROUND_DOWN, Decimal
+from collections.abc import Callable
+from decimal import Decimal
+from functools import partial
 from typing import Final
 
 import msgspec
 
+from ._drive import LIVE_STATUSES, SnapshotWindow, limit_price, time_calls
 from .protocol import Target
 
 __all__ = [
@@ -35,8 +38,6 @@ __all__ = [
 ]
 
 _CRLF2: Final = b"\r\n\r\n"
-_TICK: Final = Decimal("0.01")
-_LIVE_STATUSES: Final = frozenset({"SUBMITTED", "OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL"})
 
 
 # -- wire structs (only the fields the floor reads) -------------------------------------
@@ -504,8 +505,7 @@ class FloorContender:
 
     def _limit_price(self) -> Decimal:
         book = self._get_book(1)
-        mid = (book.bids[0].price + book.asks[0].price) / 2
-        return (mid * Decimal(self._t.price_factor)).quantize(_TICK, rounding=ROUND_DOWN)
+        return limit_price(book.bids[0].price, book.asks[0].price, self._t.price_factor)
 
     def _place(self, price: Decimal) -> _Placed:
         t = self._t
@@ -546,34 +546,17 @@ class FloorContender:
         Raises:
             ValueError: Unknown scenario.
         """
-        clock = time.perf_counter_ns
-        out: list[float] = []
+        call: Callable[[], object]
         if scenario == "order_place":
             price = self._limit_price()
-            for i in range(warmup + n):
-                t0 = clock()
-                self._place(price)
-                t1 = clock()
-                if i >= warmup:
-                    out.append((t1 - t0) / 1000.0)
+            call = partial(self._place, price)
         elif scenario == "order_book":
-            depth = self._t.book_depth
-            for i in range(warmup + n):
-                t0 = clock()
-                self._get_book(depth)
-                t1 = clock()
-                if i >= warmup:
-                    out.append((t1 - t0) / 1000.0)
+            call = partial(self._get_book, self._t.book_depth)
         elif scenario == "ticker":
-            for i in range(warmup + n):
-                t0 = clock()
-                self._ticker()
-                t1 = clock()
-                if i >= warmup:
-                    out.append((t1 - t0) / 1000.0)
+            call = self._ticker
         else:
             raise ValueError(f"unknown latency scenario {scenario!r}")
-        return out
+        return time_calls(call, n, warmup)
 
     def throughput(self, concurrency: int, duration: float) -> tuple[int, float, float]:
         """``concurrency`` kept-alive connections in one selectors loop, each
@@ -669,23 +652,13 @@ class FloorContender:
                     }
                 )
             )
-            start = time.perf_counter()
-            warm_end = start + warmup
-            count = 0
-            t0 = cpu0 = 0.0
-            end = float("inf")
-            counting = False
+            window = SnapshotWindow(duration, warmup)
             while True:
                 msg = _ws_decoder.decode(ws.receive())
                 if msg.type == "order_book":
                     now = time.perf_counter()
-                    if counting:
-                        count += 1
-                        if now >= end:
-                            return count, now - t0, time.process_time() - cpu0
-                    elif now >= warm_end:
-                        counting = True
-                        t0, cpu0, end = now, time.process_time(), now + duration
+                    if window.arrived(now):
+                        return window.result(now)
                 elif msg.type == "error":
                     raise HttpError(0, f"subscription refused: {msg.message}")
         finally:
@@ -709,7 +682,7 @@ class FloorContender:
                 }
             )
             page = _page_decoder.decode(self._http.request("POST", "/trading/orders/active", body))
-            live = [o for o in page.data if o.status in _LIVE_STATUSES]
+            live = [o for o in page.data if o.status in LIVE_STATUSES]
             if not live:
                 break
             progress = 0

@@ -19,16 +19,16 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from decimal import ROUND_DOWN, Decimal
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from functools import partial
 from importlib import metadata
 from typing import Any, Final
 
+from ._drive import LIVE_STATUSES, SnapshotWindow, limit_price, time_calls_async
 from .protocol import Target
 
 __all__ = ["PeerContender"]
-
-_TICK: Final = Decimal("0.01")
-_LIVE_STATUSES: Final = frozenset({"SUBMITTED", "OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL"})
 
 
 class PeerContender:
@@ -93,9 +93,9 @@ class PeerContender:
     async def _limit_price(self) -> float:
         t = self._t
         book = await self._client.market_data.get_order_book(t.connector, t.trading_pair, depth=1)
-        mid = (Decimal(str(book["bids"][0]["price"])) + Decimal(str(book["asks"][0]["price"]))) / 2
-        price = (mid * Decimal(t.price_factor)).quantize(_TICK, rounding=ROUND_DOWN)
-        return float(price)
+        bid = Decimal(str(book["bids"][0]["price"]))
+        ask = Decimal(str(book["asks"][0]["price"]))
+        return float(limit_price(bid, ask, t.price_factor))
 
     async def _ticker(self) -> tuple[Any, Any]:
         t = self._t
@@ -119,44 +119,30 @@ class PeerContender:
             ValueError: Unknown scenario.
         """
         t = self._t
-        clock = time.perf_counter_ns
-        out: list[float] = []
+        call: Callable[[], Awaitable[object]]
         if scenario == "order_place":
-            price = await self._limit_price()
-            amount = float(t.order_amount)
-            trading = self._client.trading
-            for i in range(warmup + n):
-                t0 = clock()
-                await trading.place_order(
-                    t.account,
-                    t.connector,
-                    t.trading_pair,
-                    "BUY",
-                    amount,
-                    order_type="LIMIT",
-                    price=price,
-                )
-                t1 = clock()
-                if i >= warmup:
-                    out.append((t1 - t0) / 1000.0)
+            call = partial(
+                self._client.trading.place_order,
+                t.account,
+                t.connector,
+                t.trading_pair,
+                "BUY",
+                float(t.order_amount),
+                order_type="LIMIT",
+                price=await self._limit_price(),
+            )
         elif scenario == "order_book":
-            md = self._client.market_data
-            for i in range(warmup + n):
-                t0 = clock()
-                await md.get_order_book(t.connector, t.trading_pair, depth=t.book_depth)
-                t1 = clock()
-                if i >= warmup:
-                    out.append((t1 - t0) / 1000.0)
+            call = partial(
+                self._client.market_data.get_order_book,
+                t.connector,
+                t.trading_pair,
+                depth=t.book_depth,
+            )
         elif scenario == "ticker":
-            for i in range(warmup + n):
-                t0 = clock()
-                await self._ticker()
-                t1 = clock()
-                if i >= warmup:
-                    out.append((t1 - t0) / 1000.0)
+            call = self._ticker
         else:
             raise ValueError(f"unknown latency scenario {scenario!r}")
-        return out
+        return await time_calls_async(call, n, warmup)
 
     async def throughput(self, concurrency: int, duration: float) -> tuple[int, float, float]:
         """``concurrency`` tasks calling ``get_order_book`` back to back.
@@ -198,23 +184,14 @@ class PeerContender:
             await ws.subscribe_order_book(
                 t.connector, t.trading_pair, depth=t.stream_depth, update_interval=0
             )
-            warm_end = time.perf_counter() + warmup
-            count = 0
-            t0 = cpu0 = 0.0
-            end = float("inf")
-            counting = False
+            window = SnapshotWindow(duration, warmup)
             while True:
                 msg = await ws.receive()
                 if msg.get("type") != "order_book":
                     continue
                 now = time.perf_counter()
-                if counting:
-                    count += 1
-                    if now >= end:
-                        return count, now - t0, time.process_time() - cpu0
-                elif now >= warm_end:
-                    counting = True
-                    t0, cpu0, end = now, time.process_time(), now + duration
+                if window.arrived(now):
+                    return window.result(now)
 
     async def cleanup(self) -> int:
         """Cancel every live order of the account on the target market.
@@ -232,7 +209,7 @@ class PeerContender:
         )
         cancelled = 0
         for order in page.get("data", []):
-            if order.get("status") in _LIVE_STATUSES:
+            if order.get("status") in LIVE_STATUSES:
                 try:
                     await trading.cancel_order(t.account, t.connector, order["order_id"])
                 except Exception:  # the official client raises aiohttp errors
