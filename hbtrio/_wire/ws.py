@@ -18,12 +18,12 @@ Pushes become public models with :func:`order_book_from_push`,
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TypeAlias
+from typing import TypeAlias, get_args
 
 import msgspec
 
 from .._errors import MalformedResponse
-from ..models import Candle, Level, MarketTrade, OrderBook
+from ..models import Candle, MarketTrade, OrderBook
 from ._common import book_levels, decimal_value, guarded, malformed, side, timestamp
 
 __all__ = [
@@ -268,20 +268,10 @@ KnownMessage: TypeAlias = (
 )
 ServerMessage: TypeAlias = KnownMessage | UnknownMessage
 
-_KNOWN_TYPES = frozenset(
-    {
-        "connected",
-        "heartbeat",
-        "pong",
-        "subscribed",
-        "unsubscribed",
-        "error",
-        "order_book",
-        "trades",
-        "candles",
-        "candle_update",
-    }
+_KNOWN_TYPES: frozenset[str] = frozenset(
+    str(cls.__struct_config__.tag) for cls in get_args(KnownMessage)
 )
+"""The ``type`` tags of :data:`KnownMessage` (derived, so a new message type is known)."""
 
 
 class _Envelope(msgspec.Struct, frozen=True):
@@ -485,10 +475,6 @@ def encode_unsubscribe(subscription_id: str) -> str:
 # -- conversion to public models -------------------------------------------------
 
 
-def _levels(raw: list[tuple[Decimal, Decimal] | WireLevel], field: str) -> tuple[Level, ...]:
-    return book_levels(raw, field)
-
-
 @guarded("order book push")
 def order_book_from_push(
     message: OrderBookMessage, exchange: str, market: str, *, now: float = 0.0
@@ -511,8 +497,8 @@ def order_book_from_push(
     return OrderBook(
         exchange=exchange,
         market=market,
-        bids=_levels(message.data.bids, "bids"),
-        asks=_levels(message.data.asks, "asks"),
+        bids=book_levels(message.data.bids, "bids"),
+        asks=book_levels(message.data.asks, "asks"),
         timestamp=timestamp(ts, "timestamp", default=now),
     )
 
