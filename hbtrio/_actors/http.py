@@ -94,6 +94,9 @@ _METHOD_RE = re.compile(r"[A-Z]{1,16}")
 _TARGET_RE = re.compile(r"/[\x21-\x7e]*")
 _DIGITS_RE = re.compile(rb"[0-9]{1,15}")
 _PEEK_FLAGS = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
+_CAN_PEEK = bool(getattr(socket, "MSG_DONTWAIT", 0))
+_HAVE_POLL = hasattr(select, "poll")
+_MAX_HEADS = 256
 
 
 def _user_agent() -> bytes:
@@ -153,11 +156,16 @@ class _BadResponse(Exception):
 class _Conn:
     """One kept-alive connection: a non-blocking (TLS) socket."""
 
-    __slots__ = ("idle_since", "sock")
+    __slots__ = ("idle_since", "poller", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.idle_since = 0.0
+        # A poll object per connection: asking it is one syscall and raises nothing.
+        self.poller: select.poll | None = None
+        if _HAVE_POLL:
+            self.poller = select.poll()
+            self.poller.register(sock.fileno(), select.POLLIN)
 
     def at_rest_readable(self) -> bool:
         """Whether the idle connection has something to read (EOF or garbage)."""
@@ -165,12 +173,15 @@ class _Conn:
         try:
             if isinstance(sock, ssl.SSLSocket) and sock.pending():
                 return True
-            if _PEEK_FLAGS & ~socket.MSG_PEEK:
+            if self.poller is not None:
+                # The raw TCP side (bypassing TLS): readable at EOF, with data or on error.
+                return bool(self.poller.poll(0))
+            if _CAN_PEEK:  # pragma: no cover - platforms without poll
                 # Peek at the raw TCP bytes (bypassing TLS): b"" is EOF, data is garbage.
                 socket.socket.recv(sock, 1, _PEEK_FLAGS)
                 return True
             return bool(select.select([sock], [], [], 0)[0])  # pragma: no cover - no DONTWAIT
-        except BlockingIOError:
+        except BlockingIOError:  # pragma: no cover - platforms without poll
             return False
         except (OSError, ValueError):
             return True
@@ -341,6 +352,8 @@ class HttpPool:
             + b"\r\nAccept: application/json\r\n"
         )
         self._head_tail = b" HTTP/1.1\r\n" + fixed
+        # Checked request lines with the fixed headers, per (method, target).
+        self._heads: dict[tuple[str, str], bytes] = {}
         self._h11_headers: list[tuple[bytes, bytes]] = [
             (b"Host", f"{host}:{config.port}".encode("ascii")),
             (b"Authorization", config.authorization.encode("ascii")),
@@ -395,8 +408,15 @@ class HttpPool:
             ValueError: ``method`` or ``path`` is not safe to put on the wire
                 (a programming error: paths come from the request builders).
         """
-        if _METHOD_RE.fullmatch(method) is None or _TARGET_RE.fullmatch(path) is None:
-            raise ValueError("unsafe HTTP method or request target")
+        heads = self._heads
+        head = heads.get((method, path))
+        if head is None:
+            if _METHOD_RE.fullmatch(method) is None or _TARGET_RE.fullmatch(path) is None:
+                raise ValueError("unsafe HTTP method or request target")
+            head = method.encode("ascii") + b" " + path.encode("ascii") + self._head_tail
+            if len(heads) >= _MAX_HEADS:
+                heads.clear()
+            heads[(method, path)] = head
         if self._closed:
             raise ConnectionFailed(
                 "the HTTP connection pool is closed", method=method, path=path, retryable=False
@@ -405,7 +425,6 @@ class HttpPool:
             wait = self._bucket.acquire(trio.current_time())
             if wait > 0:
                 await trio.sleep(wait)
-        head = method.encode("ascii") + b" " + path.encode("ascii") + self._head_tail
         if body is not None:
             data = b"%sContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
                 head,
