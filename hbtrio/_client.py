@@ -112,6 +112,7 @@ class Client:
             of ``FAILED`` orders) to exception types; extend it with
             ``client.rejections.add(pattern, exc_type, connector=None)``.
         streams: The streaming part, once attached (``None`` for a REST-only client).
+        tracker: The order tracker actor, once attached (``None`` for a REST-only client).
     """
 
     def __init__(self, config: ClientConfig, rest: RestActor, engine: EventEngine) -> None:
@@ -242,19 +243,19 @@ class Client:
     ) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
         """Subscribe to the events the client publishes (all, or some types).
 
+        A REST-only client (``streaming=False``) subscribes to its event engine
+        directly.
+
         Args:
             *types: Event classes to receive; none: every event.
             buffer: Events buffered for this subscriber.
 
         Returns:
             An async context manager yielding an async iterator of events.
-
-        Raises:
-            SubscriptionError: The client was opened without streaming.
         """
         if self.streams is None:
             return self.engine.subscribe(*types, buffer=buffer)
-        return self._streaming().events(*types, buffer=buffer)
+        return self.streams.events(*types, buffer=buffer)
 
     async def _probe(self) -> None:
         self._state = ConnectionState.CONNECTING
@@ -675,9 +676,7 @@ class Client:
             while current.status is OrderStatus.SUBMITTED:
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.poll_active * 5)
-                latest = await self._lookup(
-                    order.order_id, order.exchange, order.market, history=True
-                )
+                latest = await self._lookup(order.order_id, order.exchange, order.market)
                 if latest is not None:
                     current = latest
         if current.status is OrderStatus.SUBMITTED:
@@ -695,13 +694,12 @@ class Client:
         return current
 
     async def _lookup(
-        self, order_id: str, exchange: str | None, market: str | None, *, history: bool
+        self, order_id: str, exchange: str | None, market: str | None
     ) -> Order | None:
+        """Find an order among the open ones, then in the history (``None``: not found)."""
         for order in await self.get_open_orders(exchange=exchange, market=market):
             if order.order_id == order_id:
                 return order
-        if not history:
-            return None
         pages = self._history(
             exchange=exchange,
             market=market,
@@ -753,7 +751,7 @@ class Client:
         try:
             await self._rest.call(retry, wire.parse_cancel)
         except OrderNotFound:
-            order = await self._lookup(order_id, exchange, market, history=True)
+            order = await self._lookup(order_id, exchange, market)
             if order is not None and order.status in (
                 OrderStatus.CANCELLED,
                 OrderStatus.PENDING_CANCEL,
@@ -835,7 +833,7 @@ class Client:
             exchange = check_exchange(exchange)
         if market is not None:
             market = check_market(market)
-        order = await self._lookup(order_id, exchange, market, history=True)
+        order = await self._lookup(order_id, exchange, market)
         if order is None:
             raise OrderNotFound(f"order {order_id} not found", order_id=order_id)
         return order
