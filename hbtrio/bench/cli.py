@@ -1,7 +1,8 @@
 """``hbtrio bench``: run the bundled latency suite.
 
-Imports only :mod:`argparse` at module level: the ``hbtrio`` dispatcher imports
-every command module to build its parser.
+Imports only :mod:`argparse` and the small :mod:`~hbtrio.bench.protocol` module
+(names of the scenarios and contenders) at module level: the ``hbtrio``
+dispatcher imports every command module to build its parser.
 """
 
 from __future__ import annotations
@@ -13,17 +14,8 @@ from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
 
-_CONTENDERS = ("hbtrio", "peer", "floor")
-_SCENARIOS = (
-    "order_place",
-    "order_book",
-    "ticker",
-    "throughput",
-    "order_event",
-    "fanout",
-    "memory",
-    "stream",
-)
+from .protocol import ALL_SCENARIOS as _SCENARIOS
+from .protocol import CONTENDERS as _CONTENDERS
 
 
 def _names(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:

@@ -19,6 +19,8 @@ import msgspec
 
 __all__ = [
     "ALL_LATENCY_SCENARIOS",
+    "ALL_SCENARIOS",
+    "CONTENDERS",
     "EXTRA_SCENARIOS",
     "AsyncContender",
     "Cleanup",
@@ -41,6 +43,10 @@ __all__ = [
 ALL_LATENCY_SCENARIOS: Final = ("order_place", "order_book", "ticker")
 #: Scenarios only hbtrio runs (they need its event machinery).
 EXTRA_SCENARIOS: Final = ("order_event", "fanout", "memory")
+#: Every scenario, in the order they run.
+ALL_SCENARIOS: Final = (*ALL_LATENCY_SCENARIOS, "throughput", *EXTRA_SCENARIOS, "stream")
+#: Every contender, in the order results are reported.
+CONTENDERS: Final = ("hbtrio", "peer", "floor")
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import msgspec
 
+from .protocol import CONTENDERS
 from .stats import LatencyHistogram
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 #: Column order of contenders in RESULT lines and tables.
-CONTENDER_ORDER: Final = ("hbtrio", "peer", "floor")
+CONTENDER_ORDER: Final = CONTENDERS
 #: Identifier of the JSON file format.
 SCHEMA_ID: Final = "hbtrio-bench/1"
 _LATENCY_SCENARIOS: Final = ("order_place", "order_book", "ticker")

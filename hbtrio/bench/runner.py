@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from . import protocol
 from .protocol import (
     ALL_LATENCY_SCENARIOS,
+    ALL_SCENARIOS,
     Cleanup,
     Command,
     Extra,
@@ -67,17 +68,6 @@ __all__ = [
     "settings_for",
 ]
 
-#: Every scenario, in the order they run.
-ALL_SCENARIOS: Final = (
-    "order_place",
-    "order_book",
-    "ticker",
-    "throughput",
-    "order_event",
-    "fanout",
-    "memory",
-    "stream",
-)
 _LISTENING: Final = re.compile(r"listening on (\S+)(?: \(ca: ([^)]+)\))?")
 
 
@@ -289,7 +279,7 @@ class SimProcess:
         while not found.wait(0.05):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                tail = "\n".join(list(self._lines)[-20:])
+                tail = self.output_tail()
                 raise BenchError(f"the simulator did not start:\n{tail}")
 
     def output_tail(self, lines: int = 20) -> str:

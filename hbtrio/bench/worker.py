@@ -15,11 +15,13 @@ from __future__ import annotations
 import base64
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import IO, Any
 
 from . import protocol
 from .protocol import (
+    CONTENDERS,
     AsyncContender,
     Cleanup,
     Command,
@@ -34,9 +36,6 @@ from .protocol import (
 )
 
 __all__ = ["CONTENDERS", "main", "redact"]
-
-#: Contender names this worker can run.
-CONTENDERS = ("floor", "peer", "hbtrio")
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -149,21 +148,36 @@ def _run_sync(channel: _Channel, contender: SyncContender) -> None:
     channel.write(Reply())
 
 
+async def _serve_async(
+    channel: _Channel,
+    contender: AsyncContender,
+    read: Callable[[], Awaitable[Command | None]],
+) -> None:
+    """Answer commands until ``Quit`` or end of input (any event loop).
+
+    Args:
+        channel: The protocol's pipes.
+        contender: The contender to drive.
+        read: Reads the next command without blocking the event loop.
+    """
+    while True:
+        command = await read()
+        if command is None or isinstance(command, Quit):
+            break
+        try:
+            channel.write(_reply_for(command, await _call_async(contender, command)))
+        except Exception as exc:
+            channel.write(_error(exc))
+    await contender.close()
+    channel.write(Reply())
+
+
 def _run_asyncio(channel: _Channel, contender: AsyncContender) -> None:
     import asyncio
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            command = await loop.run_in_executor(None, channel.read)
-            if command is None or isinstance(command, Quit):
-                break
-            try:
-                channel.write(_reply_for(command, await _call_async(contender, command)))
-            except Exception as exc:
-                channel.write(_error(exc))
-        await contender.close()
-        channel.write(Reply())
+        await _serve_async(channel, contender, partial(loop.run_in_executor, None, channel.read))
 
     asyncio.run(main())
 
@@ -171,19 +185,8 @@ def _run_asyncio(channel: _Channel, contender: AsyncContender) -> None:
 def _run_trio(channel: _Channel, contender: AsyncContender) -> None:
     import trio
 
-    async def main() -> None:
-        while True:
-            command = await trio.to_thread.run_sync(channel.read, abandon_on_cancel=True)
-            if command is None or isinstance(command, Quit):
-                break
-            try:
-                channel.write(_reply_for(command, await _call_async(contender, command)))
-            except Exception as exc:
-                channel.write(_error(exc))
-        await contender.close()
-        channel.write(Reply())
-
-    trio.run(main)
+    read = partial(trio.to_thread.run_sync, channel.read, abandon_on_cancel=True)
+    trio.run(_serve_async, channel, contender, read)
 
 
 def _make(name: str) -> tuple[Callable[[_Channel, Any], None], Any]:
