@@ -275,9 +275,7 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> st
     for row in cells:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    for row in cells:
-        for i, cell in enumerate(row):
-            if cell != "-" and not _is_number(cell):
+            if numeric[i] and cell != "-" and not _is_number(cell):
                 numeric[i] = False
 
     def line(row: Sequence[str]) -> str:
@@ -325,8 +323,7 @@ def fmt_decimal(value: Decimal | None) -> str:
     """
     if value is None:
         return "-"
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def _exit_code_of(exc: BaseException) -> int:
