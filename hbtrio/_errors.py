@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import OrderRequest
+from .models import Order, OrderRequest
 
 __all__ = [
     "AuthenticationFailed",
@@ -238,7 +238,7 @@ class OrderOutcomeUnknown(OrderError):
             when none did; more than one when identical orders were in flight).
     """
 
-    def __init__(self, message: str, *, candidates: tuple[Any, ...] = (), **kw: Any) -> None:
+    def __init__(self, message: str, *, candidates: tuple[Order, ...] = (), **kw: Any) -> None:
         super().__init__(message, **kw)
         self.candidates = candidates
 
