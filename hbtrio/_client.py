@@ -598,6 +598,11 @@ class Client:
             logger.debug("reconciled lost placement to order %s", order.order_id)
             return order
         candidates = tuple(matches.values())
+        if self.tracker is not None:
+            # Any of them may be ours: follow them closely, so that their changes
+            # (and terminal states) are published like those of a returned order.
+            for candidate in candidates:
+                self.tracker.track(candidate)
         if lost.answered and not matches and not unresolved_fills and problem is None:
             # The server answered with an error and created nothing: its error stands.
             raise lost.cause

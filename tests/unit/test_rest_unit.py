@@ -381,6 +381,28 @@ async def test_lost_answer_with_two_identical_orders_lists_candidates(
     assert len(info.value.candidates) == 2
 
 
+async def test_candidates_of_an_unknown_outcome_are_followed_by_the_tracker(
+    client: Client, server: FakeServer
+) -> None:
+    from hbtrio._actors.tracker import TrackerActor
+
+    published: list[object] = []
+    client.tracker = TrackerActor(client, published.append)
+
+    def twice_then_lost(call: Call) -> None:
+        server._place(call.body)
+        server._place(call.body)
+        raise ConnectionFailed("dropped", retryable=False)
+
+    server.add_fault("/trading/orders", twice_then_lost)
+    with pytest.raises(OrderOutcomeUnknown) as info:
+        await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
+    ids = {o.order_id for o in info.value.candidates}
+    assert len(ids) == 2
+    assert set(client.tracker.tracker.in_flight()) == ids
+    assert client.tracker.tracker.has_in_flight  # polled fast until they end
+
+
 async def test_reconciliation_ignores_orders_the_client_already_returned(
     client: Client, server: FakeServer, autojump_clock: trio.abc.Clock
 ) -> None:
