@@ -224,8 +224,6 @@ class SimProcess:
             "127.0.0.1",
             "--port",
             str(port),
-            "--api-key",
-            api_key,
             "--seed",
             str(seed),
             "--cert-dir",
@@ -238,6 +236,8 @@ class SimProcess:
             str(book_rate),
             *extra_args,
         ]
+        # The credential travels in the environment, never in argv (``ps`` shows argv).
+        self._env = {**os.environ, "HBTRIO_SIM_API_KEY": api_key}
         self._ca_default = str(workdir / "ca.pem")
         self._proc: subprocess.Popen[bytes] | None = None
         self._drain: threading.Thread | None = None
@@ -255,7 +255,11 @@ class SimProcess:
             BenchError: It exited or did not say where it listens in time.
         """
         self._proc = subprocess.Popen(
-            self._args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            self._args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self._env,
         )
         found = threading.Event()
         out = self._proc.stdout
