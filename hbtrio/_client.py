@@ -20,7 +20,7 @@ import trio
 
 from ._actors.http import HttpPool
 from ._actors.rest import AmbiguousOutcome, RestActor, Transport, match_order
-from ._actors.streams import StreamingSupervisor
+from ._actors.streams import DEFAULT_BUFFER, StreamingSupervisor
 from ._actors.tracker import TrackerActor
 from ._actors.transport import Dialer
 from ._config import ClientConfig
@@ -181,7 +181,12 @@ class Client:
         )
 
     def subscribe_trades(
-        self, exchange: str, market: str, update_interval: float = 1.0, **kw: Any
+        self,
+        exchange: str,
+        market: str,
+        update_interval: float = 1.0,
+        *,
+        buffer: int = DEFAULT_BUFFER,
     ) -> AbstractAsyncContextManager[AsyncIterator[MarketTrade]]:
         """Stream public trades (see ``StreamingSupervisor.subscribe_trades``).
 
@@ -189,7 +194,7 @@ class Client:
             exchange: Connector name.
             market: Trading pair.
             update_interval: Seconds between server pushes.
-            **kw: ``buffer``: trades kept for a consumer that falls behind.
+            buffer: Trades kept for a consumer that falls behind.
 
         Returns:
             An async context manager yielding an async iterator of public trades.
@@ -198,7 +203,7 @@ class Client:
             SubscriptionError: The client was opened without streaming.
         """
         return self._streaming().subscribe_trades(
-            exchange, market, update_interval=update_interval, **kw
+            exchange, market, update_interval=update_interval, buffer=buffer
         )
 
     def subscribe_ticker(
@@ -220,7 +225,14 @@ class Client:
         return self._streaming().subscribe_ticker(exchange, market, update_interval=update_interval)
 
     def subscribe_candles(
-        self, exchange: str, market: str, interval: str = "1m", **kw: Any
+        self,
+        exchange: str,
+        market: str,
+        interval: str = "1m",
+        *,
+        update_interval: float = 1.0,
+        max_records: int = 100,
+        buffer: int = DEFAULT_BUFFER,
     ) -> AbstractAsyncContextManager[AsyncIterator[Candle]]:
         """Stream candles (see ``StreamingSupervisor.subscribe_candles``).
 
@@ -228,7 +240,9 @@ class Client:
             exchange: Connector name.
             market: Trading pair.
             interval: Candle interval, e.g. ``1m``.
-            **kw: ``update_interval``, ``max_records``, ``buffer``.
+            update_interval: Seconds between server pushes.
+            max_records: Candles kept by the server's feed.
+            buffer: Candles kept for a consumer that falls behind.
 
         Returns:
             An async context manager yielding an async iterator of candles.
@@ -236,7 +250,14 @@ class Client:
         Raises:
             SubscriptionError: The client was opened without streaming.
         """
-        return self._streaming().subscribe_candles(exchange, market, interval=interval, **kw)
+        return self._streaming().subscribe_candles(
+            exchange,
+            market,
+            interval=interval,
+            update_interval=update_interval,
+            max_records=max_records,
+            buffer=buffer,
+        )
 
     def events(
         self, *types: type[Event], buffer: int = 1000
@@ -252,6 +273,10 @@ class Client:
 
         Returns:
             An async context manager yielding an async iterator of events.
+
+        Raises:
+            ValueError: ``buffer`` < 1 (on entering the context).
+            TypeError: A type is not an :class:`~hbtrio.Event` subclass (on entering).
         """
         if self.streams is None:
             return self.engine.subscribe(*types, buffer=buffer)
