@@ -63,6 +63,7 @@ the method and the path.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import select
@@ -153,14 +154,20 @@ class _BadResponse(Exception):
     """The peer's bytes are not a valid HTTP/1.1 response."""
 
 
+class _Expired(Exception):
+    """The watchdog marked the connection's attempt as past its deadline."""
+
+
 class _Conn:
     """One kept-alive connection: a non-blocking (TLS) socket."""
 
-    __slots__ = ("idle_since", "poller", "sock")
+    __slots__ = ("expired", "idle_since", "poller", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.idle_since = 0.0
+        # Set by the pool's watchdog when the current attempt's deadline passed.
+        self.expired = False
         # A poll object per connection: asking it is one syscall and raises nothing.
         self.poller: select.poll | None = None
         if _HAVE_POLL:
@@ -194,9 +201,13 @@ class _Conn:
             try:
                 sent = sock.send(view)
             except (BlockingIOError, ssl.SSLWantWriteError):
+                if self.expired:
+                    raise _Expired from None
                 await trio.lowlevel.wait_writable(sock)
                 continue
             except ssl.SSLWantReadError:
+                if self.expired:
+                    raise _Expired from None
                 await trio.lowlevel.wait_readable(sock)
                 continue
             view = view[sent:]
@@ -208,8 +219,12 @@ class _Conn:
             try:
                 return sock.recv(_RECEIVE_SIZE)
             except (BlockingIOError, ssl.SSLWantReadError):
+                if self.expired:
+                    raise _Expired from None
                 await trio.lowlevel.wait_readable(sock)
             except ssl.SSLWantWriteError:
+                if self.expired:
+                    raise _Expired from None
                 await trio.lowlevel.wait_writable(sock)
 
     async def handshake(self) -> None:
@@ -369,6 +384,10 @@ class HttpPool:
             TokenBucket.for_rate(config.rate_limit) if config.rate_limit is not None else None
         )
         self._closed = False
+        # Deadlines of attempts on pooled connections, kept by one watchdog task
+        # instead of a cancel scope per attempt (see _watched_request).
+        self._watched: dict[_Conn, float] = {}
+        self._watch_scope: trio.CancelScope | None = None
         self.stats = PoolStats()
 
     # -- public ------------------------------------------------------------------
@@ -439,6 +458,11 @@ class HttpPool:
         written = [False]
         if timeout:
             deadline = trio.current_time() + timeout
+            conn = self._ready_conn()
+            if conn is not None:
+                return await self._watched_request(
+                    conn, data, method, path, body, deadline, float(timeout)
+                )
             with trio.move_on_at(deadline):
                 try:
                     return await self._request(data, method, path, body, written, deadline)
@@ -466,6 +490,101 @@ class HttpPool:
         await trio.lowlevel.checkpoint()
 
     # -- internals ---------------------------------------------------------------
+
+    def _ready_conn(self) -> _Conn | None:
+        """A pool slot and a pooled connection, both without waiting, or ``None``.
+
+        On success the caller holds the slot.
+        """
+        slots = self._slots
+        try:
+            slots.acquire_nowait()
+        except trio.WouldBlock:
+            return None
+        conn = self._take_idle()
+        if conn is None:
+            slots.release()
+        return conn
+
+    async def _watched_request(
+        self,
+        conn: _Conn,
+        data: bytes,
+        method: str,
+        path: str,
+        body: bytes | None,
+        deadline: float,
+        allowed: float,
+    ) -> HttpResponse:
+        """One attempt on a pooled connection, bounded by the watchdog.
+
+        The common case (a slot and a kept-alive connection at hand) waits only on
+        the connection's socket, so instead of a cancel scope per attempt (several
+        microseconds) the deadline is registered with :meth:`_watchdog`. When it
+        passes, the watchdog marks the connection expired and wakes the socket's
+        waiter (``notify_closing``); the attempt then fails as a timeout exactly as
+        under a cancel scope, and the connection is closed.
+        """
+        self.stats.reused += 1
+        conn.expired = False
+        self._watched[conn] = deadline
+        scope = self._watch_scope
+        if scope is None:
+            trio.lowlevel.spawn_system_task(self._watchdog, name="hbtrio-http-deadlines")
+        elif deadline < scope.deadline:
+            scope.deadline = deadline
+        busy = self._busy
+        busy.add(conn)
+        reusable = False
+        expired = False
+        try:
+            try:
+                await conn.send_all(data)
+                response, reusable = await self._read_response(conn, method, path, body)
+            except (*_TRANSPORT_ERRORS, _Expired) as exc:
+                if not conn.expired:
+                    raise self._translate(exc, True, method, path) from exc
+                expired = True
+        finally:
+            self._watched.pop(conn, None)
+            busy.discard(conn)
+            if reusable and not conn.expired and not self._closed:
+                conn.idle_since = trio.current_time()
+                self._idle.append(conn)
+            else:
+                conn.close()
+            self._slots.release()
+        if expired:
+            raise RequestTimeout(
+                f"no complete answer from {self._where} within {allowed:g} s",
+                method=method,
+                path=path,
+                retryable=False,
+            )
+        return response
+
+    async def _watchdog(self) -> None:
+        """Expire watched attempts at their deadlines; exit when none is left."""
+        try:
+            while True:
+                now = trio.current_time()
+                wake = math.inf
+                watched = self._watched
+                for conn, deadline in list(watched.items()):
+                    if deadline <= now:
+                        del watched[conn]
+                        conn.expired = True
+                        with contextlib.suppress(OSError, ValueError, RuntimeError):
+                            trio.lowlevel.notify_closing(conn.sock)
+                    elif deadline < wake:
+                        wake = deadline
+                if wake == math.inf:
+                    return
+                with trio.CancelScope(deadline=wake) as scope:
+                    self._watch_scope = scope
+                    await trio.sleep_forever()
+        finally:
+            self._watch_scope = None
 
     def _translate(self, exc: BaseException, written: bool, method: str, path: str) -> HbtrioError:
         """Map a transport exception to an hbtrio exception (the only place)."""
