@@ -135,6 +135,9 @@ class HttpRequest(msgspec.Struct, frozen=True):
 
 
 _ENCODER = msgspec.json.Encoder()
+# Order-book requests by (exchange, market, depth): immutable, asked again and again.
+_BOOK_REQUESTS: dict[tuple[str, str, int], HttpRequest] = {}
+_BOOK_REQUESTS_MAX = 1024
 
 
 def quote_segment(segment: str) -> str:
@@ -227,19 +230,18 @@ def build_place_order(request: OrderRequest) -> HttpRequest:
     Returns:
         The request.
     """
-    body = _json(
-        {
-            "account_name": request.account,
-            "connector_name": request.exchange,
-            "trading_pair": request.market,
-            "trade_type": request.side.value,
-            "amount": encode_decimal(request.amount),
-            "order_type": request.order_type.value,
-            "price": None if request.price is None else encode_decimal(request.price),
-            "position_action": request.position_action.value,
-        }
-    )
-    return HttpRequest("POST", "/trading/orders", body, False)
+    fields: dict[str, Any] = {
+        "account_name": request.account,
+        "connector_name": request.exchange,
+        "trading_pair": request.market,
+        "trade_type": request.side.value,
+        "amount": format(request.amount, "f"),
+        "order_type": request.order_type.value,
+    }
+    if request.price is not None:
+        fields["price"] = format(request.price, "f")
+    fields["position_action"] = request.position_action.value
+    return HttpRequest("POST", "/trading/orders", _ENCODER.encode(fields), False)
 
 
 def cancel_path(account: str, exchange: str, order_id: str) -> str:
@@ -444,8 +446,19 @@ def build_order_book(exchange: str, market: str, depth: int = 10) -> HttpRequest
     Returns:
         The request.
     """
+    key = (exchange, market, depth)
+    cacheable = type(depth) is int and type(exchange) is str and type(market) is str
+    if cacheable:
+        cached = _BOOK_REQUESTS.get(key)
+        if cached is not None:
+            return cached
     body = _json({"connector_name": exchange, "trading_pair": market, "depth": depth})
-    return HttpRequest("POST", "/market-data/order-book", body, True)
+    req = HttpRequest("POST", "/market-data/order-book", body, True)
+    if cacheable:
+        if len(_BOOK_REQUESTS) >= _BOOK_REQUESTS_MAX:
+            _BOOK_REQUESTS.clear()
+        _BOOK_REQUESTS[key] = req
+    return req
 
 
 def build_candles(
