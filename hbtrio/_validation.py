@@ -281,7 +281,14 @@ def check_time_range(start: object, end: object) -> tuple[float | None, float | 
 
 
 def to_millis(seconds: float | None) -> int | None:
-    """Epoch seconds to the server's integer milliseconds (``None`` passes through)."""
+    """Epoch seconds to the server's integer milliseconds (``None`` passes through).
+
+    Args:
+        seconds: Epoch seconds, or ``None``.
+
+    Returns:
+        Epoch milliseconds (truncated), or ``None``.
+    """
     return None if seconds is None else int(seconds * 1000)
 
 

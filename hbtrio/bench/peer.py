@@ -220,6 +220,10 @@ class PeerContender:
     async def extra(self, scenario: str, n: int) -> tuple[list[float], dict[str, float]]:
         """The official client has no event machinery: hbtrio-only scenarios.
 
+        Args:
+            scenario: The scenario asked for.
+            n: Samples asked for.
+
         Raises:
             NotImplementedError: Always.
         """
