@@ -254,7 +254,9 @@ def _rss_mb() -> float:
 
 
 @pytest.mark.soak
-async def test_soak_orders_and_streams_under_faults(cert_dir: Path) -> None:
+async def test_soak_orders_and_streams_under_faults(
+    cert_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     duration = SOAK_SECONDS
     warmup = max(5.0, 0.1 * duration)
     drain_budget = 15.0
@@ -384,13 +386,15 @@ async def test_soak_orders_and_streams_under_faults(cert_dir: Path) -> None:
     resets_mid_order = counts.get("reset_mid_order", 0)
     assert rss_start is not None
     rss_growth = rss_end - rss_start
-    print(
-        f"\nSOAK faults={stats['total']} resets_mid_order={resets_mid_order} "
+    summary = (
+        f"SOAK faults={stats['total']} resets_mid_order={resets_mid_order} "
         f"orders={len(sim_ids)} duplicates={duplicates} "
         f"unknown_outcomes={ledger.unknown_outcomes} lost_events={len(lost_events)} "
         f"hung_calls={len(ledger.hung)} recovery_s={recovery:.2f} "
         f"rss_growth_mb={rss_growth:.1f}"
     )
+    with capsys.disabled():  # the summary line shows in every run, CI included
+        print(f"\n{summary}")
     types = {oid: req.get("order_type") for oid, req in log}
     lost_kinds = Counter(
         (types[oid], oid in ledger.returned, oid in ledger.candidates) for oid in lost_events
