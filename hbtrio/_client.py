@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 import trio
 
 from ._actors.http import HttpPool
-from ._actors.rest import AmbiguousOutcome, RestActor, Transport, match_order
+from ._actors.rest import MATCH_SLACK, AmbiguousOutcome, RestActor, Transport, match_order
 from ._actors.streams import DEFAULT_BUFFER, StreamingSupervisor
 from ._actors.tracker import TrackerActor
 from ._actors.transport import Dialer
 from ._config import ClientConfig
+from ._core.placements import Placement, PlacementLedger
 from ._errors import (
     HbtrioError,
     InputValidationError,
@@ -128,6 +129,9 @@ class Client:
         # Ids of orders this client returned (newest last, at most _MAX_PLACED_IDS):
         # reconciliation never hands out one of them for another request.
         self._placed_ids: dict[str, None] = {}
+        # Identical placements in flight or left unknown: a lone match is returned
+        # by reconciliation only when no rival could have created it.
+        self._placements = PlacementLedger(MATCH_SLACK)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -398,7 +402,10 @@ class Client:
         matching exchange, market, side, type, amount, price and a creation time
         inside the request window among open orders, then the order history and the
         fills. Exactly one match is returned; none or several raise
-        :class:`~hbtrio.OrderOutcomeUnknown` (with the candidates).
+        :class:`~hbtrio.OrderOutcomeUnknown` (with the candidates). So does a lone
+        match while another identical placement of this client overlapped in time
+        (in flight, or itself left unknown): either may have created it, and one
+        order is never returned to two calls.
 
         Time bound: the placement within ``timeout * (retries + 1)`` plus backoff;
         a reconciliation adds at most two passes of queries (each query bounded the
@@ -572,11 +579,32 @@ class Client:
 
     async def _send_order(self, request: OrderRequest) -> Order:
         req = wire.build_place_order(request)
+        ledger = self._placements
+        entry = ledger.begin(_placement_key(request), self._rest.clock())
         try:
             placed = await self._rest.call(req, wire.parse_place_order, order=request)
         except AmbiguousOutcome as lost:
-            return await self._reconcile(request, lost)
+            try:
+                order = await self._reconcile(request, lost, entry)
+            except OrderOutcomeUnknown:
+                ledger.leave_unknown(entry, self._rest.clock())
+                raise
+            except HbtrioError:
+                ledger.settle(entry)  # the server's answer stands: nothing created
+                raise
+            except BaseException:
+                ledger.leave_unknown(entry, self._rest.clock())
+                raise
+            ledger.settle(entry)
+            return order
+        except HbtrioError:
+            ledger.settle(entry)  # definitely not created (rejected or never sent)
+            raise
+        except BaseException:
+            ledger.leave_unknown(entry, self._rest.clock())  # cancelled mid-request
+            raise
         self._remember_placed(placed.order_id)
+        ledger.settle(entry)
         now = self._rest.clock()
         return Order(
             order_id=placed.order_id,
@@ -598,10 +626,12 @@ class Client:
         if len(ids) > _MAX_PLACED_IDS:
             del ids[next(iter(ids))]
 
-    async def _reconcile(self, request: OrderRequest, lost: AmbiguousOutcome) -> Order:
+    async def _reconcile(
+        self, request: OrderRequest, lost: AmbiguousOutcome, entry: Placement
+    ) -> Order:
         """Find the order a lost placement may have created (see :meth:`place_order`)."""
         logger.debug("placement answer lost (%s); reconciling", lost.cause)
-        start = lost.sent_at
+        start = end = lost.sent_at
         matches: dict[str, Order] = {}
         unresolved_fills: set[str] = set()
         problem: HbtrioError | None = None
@@ -617,7 +647,8 @@ class Client:
                 break
             if attempt + 1 < passes:
                 await trio.sleep(_RECONCILE_PAUSE)
-        if len(matches) == 1 and not unresolved_fills:
+        rivals = self._placements.rivals(entry, start, end)
+        if len(matches) == 1 and not unresolved_fills and not rivals:
             order = next(iter(matches.values()))
             self._remember_placed(order.order_id)
             logger.debug("reconciled lost placement to order %s", order.order_id)
@@ -635,8 +666,13 @@ class Client:
             why = "no matching order was found"
             if problem is not None:
                 why = f"reconciliation failed ({problem})"
-        else:
+        elif len(matches) + len(unresolved_fills) > 1:
             why = f"{len(matches) + len(unresolved_fills)} orders match the request"
+        else:
+            why = (
+                f"one order matches, but {rivals} identical placement(s) of this client "
+                "overlapped in time and may have created it"
+            )
         raise OrderOutcomeUnknown(
             f"the order was sent but its answer was lost ({lost.cause.message}); {why}",
             request=request,
@@ -1382,3 +1418,17 @@ async def open_client(
         if leaf is group:
             raise
         raise leaf from leaf.__cause__
+
+
+def _placement_key(request: OrderRequest) -> tuple[object, ...]:
+    """What makes two placements indistinguishable to :func:`match_order`."""
+    price = None if request.order_type is OrderType.MARKET else request.price
+    return (
+        request.account,
+        request.exchange,
+        request.market,
+        request.side,
+        request.order_type,
+        request.amount,
+        price,
+    )

@@ -58,6 +58,7 @@ from ..models import Order, OrderRequest, OrderType
 from .http import HttpResponse
 
 __all__ = [
+    "MATCH_SLACK",
     "AmbiguousOutcome",
     "RestActor",
     "Transport",
@@ -304,13 +305,17 @@ class RestActor:
             attempt += 1
 
 
+MATCH_SLACK = 2.0
+"""Seconds of clock tolerance :func:`match_order` allows on each side of a window."""
+
+
 def match_order(
     request: OrderRequest,
     order: Order,
     *,
     start: float,
     end: float,
-    slack: float = 2.0,
+    slack: float = MATCH_SLACK,
 ) -> bool:
     """Whether ``order`` could be the one ``request`` created in ``[start, end]``.
 

@@ -1,0 +1,149 @@
+"""Reconciliation never hands one server order to two identical placements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+from hbtrio import ConnectionFailed, OrderOutcomeUnknown, RequestTimeout
+from hbtrio._actors.http import HttpResponse
+from hbtrio._client import Client, open_client
+from tests.unit.test_rest_fake import Call, FakeServer, FakeTransport
+from tests.unit.test_rest_unit import make_config
+
+
+@pytest.fixture
+def server() -> FakeServer:
+    return FakeServer()
+
+
+@pytest.fixture
+async def client(server: FakeServer) -> AsyncIterator[Client]:
+    async with open_client(make_config(), transport=FakeTransport(server), streaming=False) as c:
+        await c.get_trading_rules("binance", ["BTC-USDT"])
+        yield c
+
+
+async def _place(client: Client, outcomes: list[tuple[str, tuple[str, ...]]]) -> None:
+    try:
+        order = await client.place_limit_order(
+            "binance", "BTC-USDT", "BUY", price=100, amount="0.01"
+        )
+    except OrderOutcomeUnknown as exc:
+        outcomes.append(("unknown", tuple(o.order_id for o in exc.candidates)))
+    else:
+        outcomes.append(("order", (order.order_id,)))
+
+
+async def test_two_lost_identical_placements_never_share_the_one_order(
+    client: Client, server: FakeServer
+) -> None:
+    # A's order is created and its answer lost; B's request never arrives. The
+    # lone matching order may be either's: neither call may claim it.
+    def created_then_lost(call: Call) -> None:
+        server._place(call.body)
+        raise RequestTimeout("no answer", retryable=False)
+
+    def never_arrived(call: Call) -> None:
+        raise ConnectionFailed("dropped", retryable=False)
+
+    server.add_fault("/trading/orders", created_then_lost)
+    server.add_fault("/trading/orders", never_arrived)
+    outcomes: list[tuple[str, tuple[str, ...]]] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_place, client, outcomes)
+        nursery.start_soon(_place, client, outcomes)
+    assert len(server.orders) == 1
+    only = next(iter(server.orders))
+    assert sorted(outcomes) == [("unknown", (only,)), ("unknown", (only,))]
+
+
+class HoldingTransport(FakeTransport):
+    """Holds the answer of the next placement (after the server made the order)."""
+
+    def __init__(self, server: FakeServer) -> None:
+        super().__init__(server)
+        self.hold_next = False
+        self.holding = trio.Event()
+        self.release = trio.Event()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        *,
+        timeout: float | None,  # noqa: ASYNC109
+    ) -> HttpResponse:
+        hold = self.hold_next and path == "/trading/orders"
+        if hold:
+            self.hold_next = False
+        answer = await super().request(method, path, body, timeout=timeout)
+        if hold:
+            self.holding.set()
+            await self.release.wait()
+        return answer
+
+
+async def test_a_lost_placement_beside_an_answered_twin_does_not_guess(
+    server: FakeServer,
+) -> None:
+    # B's order is made but its answer is still on the way when A's answer is lost
+    # (A made nothing): the lone match is B's, and A must not take it as its own.
+    transport = HoldingTransport(server)
+    async with open_client(make_config(), transport=transport, streaming=False) as client:
+        await client.get_trading_rules("binance", ["BTC-USDT"])
+        outcomes: list[tuple[str, tuple[str, ...]]] = []
+
+        def lost_without_order(call: Call) -> None:
+            raise ConnectionFailed("dropped", retryable=False)
+
+        async with trio.open_nursery() as nursery:
+            transport.hold_next = True
+            nursery.start_soon(_place, client, outcomes)  # B, held
+            await transport.holding.wait()
+            server.add_fault("/trading/orders", lost_without_order)
+            await _place(client, outcomes)  # A
+            transport.release.set()
+    assert len(server.orders) == 1
+    only = next(iter(server.orders))
+    assert outcomes == [("unknown", (only,)), ("order", (only,))]
+
+
+async def test_an_earlier_unknown_outcome_makes_an_overlapping_twin_ambiguous(
+    client: Client, server: FakeServer, autojump_clock: trio.abc.Clock
+) -> None:
+    def lost_without_order(call: Call) -> None:
+        raise ConnectionFailed("dropped", retryable=False)
+
+    def created_then_lost(call: Call) -> None:
+        server._place(call.body)
+        raise RequestTimeout("no answer", retryable=False)
+
+    server.add_fault("/trading/orders", lost_without_order)
+    outcomes: list[tuple[str, tuple[str, ...]]] = []
+    await _place(client, outcomes)  # nothing found: unknown, no candidates
+    assert outcomes == [("unknown", ())]
+    # A second identical placement moments later: its lone match may be the
+    # first one's order showing up late, so it is not claimed either.
+    server.add_fault("/trading/orders", created_then_lost)
+    await _place(client, outcomes)
+    only = next(iter(server.orders))
+    assert outcomes[1] == ("unknown", (only,))
+
+
+async def test_settled_twins_leave_reconciliation_free_to_return_the_match(
+    client: Client, server: FakeServer
+) -> None:
+    first = await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
+
+    def created_then_lost(call: Call) -> None:
+        server._place(call.body)
+        raise RequestTimeout("no answer", retryable=False)
+
+    server.add_fault("/trading/orders", created_then_lost)
+    second = await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
+    assert second.order_id != first.order_id
+    assert sorted(server.orders) == sorted([first.order_id, second.order_id])
