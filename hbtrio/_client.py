@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import msgspec
 import trio
 
 from ._actors.http import HttpPool
@@ -443,7 +444,7 @@ class Client:
         )
         if not isinstance(wait_accepted, bool):
             raise InputValidationError("wait_accepted", "must be a bool")
-        await self._check_rules(request)
+        request = await self._check_rules(request)
         order = await self._send_order(request)
         if self.tracker is not None:
             self.tracker.track(order)
@@ -553,13 +554,20 @@ class Client:
             position_action=check_enum(position_action, PositionAction, "position_action"),
         )
 
-    async def _check_rules(self, request: OrderRequest) -> None:
+    async def _check_rules(self, request: OrderRequest) -> OrderRequest:
+        """Check ``request`` against its market's rules; return it quantized.
+
+        Amount and price are rounded down to the market's increments, as Hummingbot
+        does when it places the order, so that what is sent is what the server keeps
+        (and a lost answer can be reconciled by exact comparison). The minimum size
+        and notional are checked on the values as given, as the server checks them.
+        """
         try:
             rule = await self._rule(request.exchange, request.market)
         except NotFound:
-            return  # unknown connector: the server will say so when placing
+            return request  # unknown connector: the server will say so when placing
         if rule is None:
-            return
+            return request
         if request.amount < rule.min_order_size:
             raise MinOrderSizeNotMet(
                 f"order amount {request.amount} is below the minimum order size "
@@ -576,6 +584,19 @@ class Client:
                 f"notional size {rule.min_notional_size} for {request.market}",
                 request=request,
             )
+        amount = _round_down(request.amount, rule.min_base_amount_increment)
+        price = request.price
+        if price is not None:
+            price = _round_down(price, rule.min_price_increment)
+        if amount == request.amount and price == request.price:
+            return request
+        if amount <= 0 or (price is not None and price <= 0):
+            raise MinOrderSizeNotMet(
+                f"order amount {request.amount} or price {request.price} rounds down to 0 "
+                f"at the increments of {request.market}",
+                request=request,
+            )
+        return msgspec.structs.replace(request, amount=amount, price=price)
 
     async def _send_order(self, request: OrderRequest) -> Order:
         req = wire.build_place_order(request)
@@ -1432,3 +1453,10 @@ def _placement_key(request: OrderRequest) -> tuple[object, ...]:
         request.amount,
         price,
     )
+
+
+def _round_down(value: Decimal, increment: Decimal) -> Decimal:
+    """``value`` rounded down to a multiple of ``increment`` (unchanged if it is 0)."""
+    if increment <= 0:
+        return value
+    return (value // increment) * increment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 import trio
@@ -147,3 +148,35 @@ async def test_settled_twins_leave_reconciliation_free_to_return_the_match(
     second = await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
     assert second.order_id != first.order_id
     assert sorted(server.orders) == sorted([first.order_id, second.order_id])
+
+
+async def test_amount_and_price_are_sent_rounded_down_to_the_increments(
+    client: Client, server: FakeServer
+) -> None:
+    server.calls.clear()
+    order = await client.place_limit_order(
+        "binance", "BTC-USDT", "SELL", price="100.019", amount="0.012345"
+    )
+    (sent,) = [c.body for c in server.calls if c.path == "/trading/orders"]
+    assert Decimal(sent["amount"]) == Decimal("0.0123")
+    assert Decimal(sent["price"]) == Decimal("100.01")
+    assert order.amount == Decimal("0.0123")
+
+
+async def test_a_lost_answer_of_an_unrounded_order_is_reconciled(
+    client: Client, server: FakeServer
+) -> None:
+    def created_rounded_then_lost(call: Call) -> None:
+        # The server keeps the amount and price rounded down, as Hummingbot does.
+        body = dict(call.body)
+        body["amount"] = str((Decimal(body["amount"]) // Decimal("0.0001")) * Decimal("0.0001"))
+        body["price"] = str((Decimal(body["price"]) // Decimal("0.01")) * Decimal("0.01"))
+        server._place(body)
+        raise RequestTimeout("no answer", retryable=False)
+
+    server.add_fault("/trading/orders", created_rounded_then_lost)
+    order = await client.place_limit_order(
+        "binance", "BTC-USDT", "BUY", price="100.019", amount="0.012345"
+    )
+    assert list(server.orders) == [order.order_id]
+    assert order.amount == Decimal("0.0123")
