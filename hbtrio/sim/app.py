@@ -40,6 +40,7 @@ _JSON: Final = [(b"content-type", b"application/json")]
 _SERVER_INFO: Final = {"name": "Hummingbot API", "version": "1.0.1", "status": "running"}
 _ORDER_TYPES: Final = ("LIMIT", "MARKET", "LIMIT_MAKER")
 _NOT_FOUND: Final = _encoder.encode({"detail": "Not Found"})
+_NO_ROUTE: Final = "(no route)"
 
 
 class HTTPError(Exception):
@@ -377,44 +378,58 @@ class SimApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    def _route(self, method: str, path: str) -> tuple[Handler, bool, int, dict[str, str]] | None:
-        """Find the handler; raise 405 for a known path with another method."""
+    def _match(
+        self, path: str
+    ) -> tuple[str, dict[str, tuple[Handler, bool, int]] | None, dict[str, str]]:
+        """Find the route of ``path``: its name, its handlers by method and its parameters."""
         methods = self._static.get(path)
         params: dict[str, str] = {}
-        if methods is None:
-            parts = path.split("/")
-            # /connectors/{c}/trading-rules, /connectors/{c}/order-types
-            if len(parts) == 4 and parts[1] == "connectors" and parts[2]:
-                if parts[3] == "trading-rules":
-                    methods = {"GET": (SimApp._trading_rules, True, 200)}
-                elif parts[3] == "order-types":
-                    methods = {"GET": (SimApp._order_types, True, 200)}
-                params["connector"] = parts[2]
-            # /trading/{a}/{c}/orders/{id}/cancel
-            elif (
-                len(parts) == 7
-                and parts[1] == "trading"
-                and parts[4] == "orders"
-                and parts[6] == "cancel"
-                and all(parts[i] for i in (2, 3, 5))
-            ):
-                methods = {"POST": (SimApp._cancel, True, 200)}
-                params.update(account=parts[2], connector=parts[3], order_id=parts[5])
-            elif (
-                len(parts) == 4
-                and parts[1] == "market-data"
-                and parts[2] == "tickers"
-                and parts[3]
-                and not self.real
-            ):
-                methods = {"GET": (SimApp._tickers, True, 200)}
-                params["connector"] = parts[3]
-        if methods is None:
-            return None
-        entry = methods.get(method)
-        if entry is None:
-            raise HTTPError(405, "Method Not Allowed", [(b"allow", ", ".join(methods).encode())])
-        return (*entry, params)
+        if methods is not None:
+            return path, methods, params
+        parts = path.split("/")
+        # /connectors/{c}/trading-rules, /connectors/{c}/order-types
+        if len(parts) == 4 and parts[1] == "connectors" and parts[2]:
+            params["connector"] = parts[2]
+            if parts[3] == "trading-rules":
+                return (
+                    "/connectors/{connector}/trading-rules",
+                    {"GET": (SimApp._trading_rules, True, 200)},
+                    params,
+                )
+            if parts[3] == "order-types":
+                return (
+                    "/connectors/{connector}/order-types",
+                    {"GET": (SimApp._order_types, True, 200)},
+                    params,
+                )
+        # /trading/{a}/{c}/orders/{id}/cancel
+        elif (
+            len(parts) == 7
+            and parts[1] == "trading"
+            and parts[4] == "orders"
+            and parts[6] == "cancel"
+            and all(parts[i] for i in (2, 3, 5))
+        ):
+            params.update(account=parts[2], connector=parts[3], order_id=parts[5])
+            return (
+                "/trading/{account}/{connector}/orders/{order_id}/cancel",
+                {"POST": (SimApp._cancel, True, 200)},
+                params,
+            )
+        elif (
+            len(parts) == 4
+            and parts[1] == "market-data"
+            and parts[2] == "tickers"
+            and parts[3]
+            and not self.real
+        ):
+            params["connector"] = parts[3]
+            return (
+                "/market-data/tickers/{connector}",
+                {"GET": (SimApp._tickers, True, 200)},
+                params,
+            )
+        return _NO_ROUTE, None, {}
 
     def _authenticate(self, headers: list[tuple[bytes, bytes]]) -> None:
         auth = b""
@@ -456,11 +471,17 @@ class SimApp:
         status = 200
         headers: list[tuple[bytes, bytes]] = []
         content_type = b"application/json"
+        method = scope["method"]
+        route, methods, params = self._match(scope["path"])
+        self.state.requests[(method, route)] += 1
         try:
-            found = self._route(scope["method"], scope["path"])
-            if found is None:
+            if methods is None:
                 raise HTTPError(404, "Not Found")
-            handler, protected, status, params = found
+            entry = methods.get(method)
+            if entry is None:
+                allow = ", ".join(methods).encode()
+                raise HTTPError(405, "Method Not Allowed", [(b"allow", allow)])
+            handler, protected, status = entry
             if protected:
                 self._authenticate(scope["headers"])
             if fault == 503:

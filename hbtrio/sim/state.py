@@ -3,8 +3,9 @@
 :class:`SimSettings` is what ``serve()`` was asked for; :class:`SimState` is what
 the server shares between its HTTP handlers, its WebSocket sessions and the
 liquidity driver. Tests reach it as ``SimInfo.state``: ``state.order_log`` lists
-every order the simulator accepted (id and request), ``state.engine`` the
-matching engine with every order, fill and balance.
+every order the simulator accepted (id and request), ``state.requests`` counts
+every HTTP request that reached the server (by method and route), and
+``state.engine`` is the matching engine with every order, fill and balance.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hmac
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,7 +39,8 @@ class SimSettings:
         min_update_interval: Lowest WebSocket ``update_interval`` (clamp), seconds.
         max_update_interval: Highest WebSocket ``update_interval`` (clamp), seconds.
         book_change_rate: Book changes per second per market.
-        latency_ms: Milliseconds added before every REST answer.
+        latency_ms: Milliseconds added before every answer: REST responses, the
+            WebSocket handshake and every WebSocket message.
         error_rate: Share of REST answers replaced by a 500 or 503.
         drop_ws_after_s: Close every WebSocket this many seconds after it opened.
         drop_ws_after_msgs: Close every WebSocket after it sent this many messages.
@@ -93,6 +96,14 @@ class SimState:
         settings: The settings.
         simulation: Engine plus liquidity models.
         order_log: Every order accepted by ``POST /trading/orders``, oldest first.
+        requests: Every HTTP request that reached the server, counted by
+            ``(method, route)``: the route is the path for fixed paths (e.g.
+            ``("POST", "/trading/orders")``), the template for paths with
+            parameters (``/connectors/{connector}/trading-rules``,
+            ``/trading/{account}/{connector}/orders/{order_id}/cancel``,
+            ``/market-data/tickers/{connector}``) and ``"(no route)"`` for any
+            other path. Requests refused (401, 422, injected faults) count too;
+            WebSocket handshakes do not.
         fault_rng: Random source of fault injection (seeded).
         ws_closers: Callables closing each live WebSocket session (shutdown uses them).
         portfolio_cache: ``(time, state)`` of the ``--quirks real`` portfolio cache.
@@ -102,6 +113,7 @@ class SimState:
     settings: SimSettings
     simulation: Simulation
     order_log: list[OrderLogEntry] = field(default_factory=list)
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     fault_rng: random.Random = field(default_factory=random.Random)
     ws_closers: set[Callable[[int], None]] = field(default_factory=set)
     portfolio_cache: tuple[float, dict[str, Any]] | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +29,7 @@ from hbtrio import (
     OrderOutcomeUnknown,
     OrderStatus,
     OrderType,
+    PositionAction,
     PriceOutOfRange,
     RequestTimeout,
     Side,
@@ -37,6 +39,9 @@ from hbtrio.sim import SimInfo
 from tests.integration.conftest import client_config, start_sim
 
 EX, PAIR = "binance", "BTC-USDT"
+PLACE = ("POST", "/trading/orders")
+SEARCH = ("POST", "/trading/orders/search")
+RULES = ("GET", "/connectors/{connector}/trading-rules")
 
 
 @pytest.fixture(params=["faithful", "real"])
@@ -77,6 +82,11 @@ async def poll_until(
 
 def tick(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
+
+
+def requests_since(sim: SimInfo, before: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
+    """The HTTP requests that reached the simulator since ``before`` was taken."""
+    return Counter(sim.state.requests) - before
 
 
 class DropProxy:
@@ -237,11 +247,96 @@ async def test_price_out_of_range(client: Client) -> None:
 
 
 async def test_below_min_size_sends_nothing(client: Client, sim_q: SimInfo) -> None:
+    before = Counter(sim_q.state.requests)
     with pytest.raises(MinOrderSizeNotMet):
         await client.place_limit_order(EX, PAIR, "BUY", price="100", amount="0.000001")
     with pytest.raises(MinOrderSizeNotMet):  # notional 0.01 * 100 = 1 < 5
         await client.place_limit_order(EX, PAIR, "BUY", price="100", amount="0.01")
-    assert sim_q.state.order_log == [] or len(sim_q.state.order_log) == 0
+    sent = requests_since(sim_q, before)
+    # No placement request reached the server (not even one it refused): only
+    # the trading rules were fetched, once, to check the orders locally.
+    assert sent == Counter({RULES: 1})
+    assert sim_q.state.order_log == []
+    # The counter does see placements: one valid order is one request.
+    price = tick(await mid(client) * Decimal("0.9"))
+    order = await client.place_limit_order(EX, PAIR, "BUY", price=price, amount="0.001")
+    assert requests_since(sim_q, before)[PLACE] == 1
+    assert [e.order_id for e in sim_q.state.order_log] == [order.order_id]
+
+
+async def place_resting(client: Client, count: int) -> list[str]:
+    """Place ``count`` buys far below the mid (they rest); return their ids, oldest first."""
+    price = tick(await mid(client) * Decimal("0.9"))
+    ids = []
+    for _ in range(count):
+        order = await client.place_limit_order(EX, PAIR, "BUY", price=price, amount="0.001")
+        ids.append(order.order_id)
+    return ids
+
+
+async def test_iter_order_history_small_pages(client: Client, sim_q: SimInfo, quirks: str) -> None:
+    ids = await place_resting(client, 7)
+    before = Counter(sim_q.state.requests)
+    with trio.fail_after(5):  # the iteration ends even when the cursor never moves
+        seen = [o.order_id async for o in client.iter_order_history(page_size=3)]
+    searches = requests_since(sim_q, before)[SEARCH]
+    assert len(seen) == len(set(seen))  # never an order twice
+    newest_first = list(reversed(ids))
+    if quirks == "faithful":
+        assert seen == newest_first  # every order exactly once, over 3 pages
+        assert searches == 3
+    else:
+        # The real server's defect: every next_cursor is "0:", page 2 repeats page 1;
+        # the client de-duplicates and stops at the page that brings nothing new.
+        assert seen == newest_first[:3]
+        assert searches == 2
+
+
+@pytest.mark.xfail(
+    reason="library gap: against the real server's repeated cursor iter_order_history "
+    "stops after the first page (see the report: narrow end_time instead)",
+    strict=True,
+)
+async def test_iter_order_history_reaches_every_order_despite_repeated_cursor(
+    nursery: trio.Nursery, sim_cert_dir: Path
+) -> None:
+    info = await start_sim(nursery, cert_dir=sim_cert_dir, quirks="real", book_change_rate=0)
+    async with open_client(client_config(info, timeout=3.0), streaming=False) as client:
+        ids = await place_resting(client, 7)
+        with trio.fail_after(5):
+            seen = [o.order_id async for o in client.iter_order_history(page_size=3)]
+    assert sorted(seen) == sorted(ids)
+
+
+async def test_position_action_reaches_the_server(client: Client, sim_q: SimInfo) -> None:
+    price = tick(await mid(client) * Decimal("1.1"))
+    order = await client.place_order(
+        EX,
+        PAIR,
+        Side.SELL,
+        amount=Decimal("0.001"),
+        order_type=OrderType.LIMIT,
+        price=price,
+        position_action=PositionAction.CLOSE,
+        wait_accepted=True,
+    )
+    assert order.status is OrderStatus.OPEN
+    entry = sim_q.state.order_log[-1]
+    assert entry.order_id == order.order_id
+    assert entry.request == {
+        "account_name": "master_account",
+        "connector_name": EX,
+        "trading_pair": PAIR,
+        "trade_type": "SELL",
+        "amount": "0.001",
+        "order_type": "LIMIT",
+        "price": str(price),
+        "position_action": "CLOSE",
+    }
+    default = await client.place_market_order(EX, PAIR, "BUY", amount="0.001")
+    entry = sim_q.state.order_log[-1]
+    assert entry.order_id == default.order_id
+    assert entry.request["position_action"] == "OPEN" and "price" not in entry.request
 
 
 async def test_unknown_order(client: Client) -> None:
