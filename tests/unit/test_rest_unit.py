@@ -28,6 +28,7 @@ from hbtrio import (
     OrderStatus,
     OrderType,
     PriceOutOfRange,
+    RequestError,
     RequestTimeout,
     ServerError,
     Side,
@@ -411,6 +412,96 @@ async def test_reconciliation_ignores_orders_the_client_already_returned(
     with pytest.raises(OrderOutcomeUnknown) as info:
         await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
     assert first.order_id not in [o.order_id for o in info.value.candidates]
+
+
+RECONCILIATION = ("/trading/orders/active", "/trading/orders/search", "/trading/trades")
+
+
+def after_placement(server: FakeServer) -> list[str]:
+    """The paths requested after the (last) placement request."""
+    seen = paths(server)
+    last = len(seen) - 1 - seen[::-1].index("/trading/orders")
+    return seen[last + 1 :]
+
+
+async def test_504_after_the_order_was_created_reconciles_to_it(
+    client: Client, server: FakeServer
+) -> None:
+    # A gateway timeout says nothing about whether the server acted: the client
+    # must look for the order, never send it again.
+    def created_then_504(call: Call) -> Any:
+        server._place(call.body)
+        return detail(504, "Gateway Timeout")
+
+    server.add_fault("/trading/orders", created_then_504)
+    order = await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
+    assert list(server.orders) == [order.order_id]
+    assert paths(server).count("/trading/orders") == 1  # no blind retry
+    assert after_placement(server)[0] == "/trading/orders/active"  # reconciliation ran
+
+
+async def test_504_with_no_order_is_outcome_unknown(
+    client: Client, server: FakeServer, autojump_clock: trio.abc.Clock
+) -> None:
+    server.add_fault("/trading/orders", lambda call: detail(504, "Gateway Timeout"))
+    with pytest.raises(OrderOutcomeUnknown) as info:
+        await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
+    assert info.value.candidates == ()
+    assert info.value.request is not None and info.value.request.amount == Decimal("0.01")
+    assert "Gateway Timeout" in str(info.value) and "no matching order" in str(info.value)
+    assert isinstance(info.value.__cause__, ServerError) and info.value.__cause__.status == 504
+    assert server.orders == {}
+    assert paths(server).count("/trading/orders") == 1  # never sent twice
+    # open orders, history and fills were all searched (twice: a 504 is not an answer)
+    looked = after_placement(server)
+    assert set(looked) == set(RECONCILIATION)
+    assert looked.count("/trading/orders/active") == 2
+
+
+async def test_504_with_two_identical_orders_is_outcome_unknown_with_both(
+    client: Client, server: FakeServer
+) -> None:
+    def twice_then_504(call: Call) -> Any:
+        server._place(call.body)
+        server._place(call.body)
+        return detail(504, "Gateway Timeout")
+
+    server.add_fault("/trading/orders", twice_then_504)
+    with pytest.raises(OrderOutcomeUnknown) as info:
+        await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
+    assert {o.order_id for o in info.value.candidates} == set(server.orders)
+    assert len(info.value.candidates) == 2  # never a guess
+
+
+async def test_429_on_placement_is_retried_as_not_processed(
+    client: Client, server: FakeServer, autojump_clock: trio.abc.Clock
+) -> None:
+    # Documented behaviour (docs/orders.md, rest.py): a 429 means the server (or
+    # the rate limiter in front of it) refused the request without processing it,
+    # so the placement is sent again after a backoff, with no reconciliation.
+    await client.get_trading_rules("binance", ["BTC-USDT"])
+    server.calls.clear()
+    server.add_fault("/trading/orders", lambda call: detail(429, "Too Many Requests"))
+    began = trio.current_time()
+    order = await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
+    assert paths(server) == ["/trading/orders", "/trading/orders"]
+    assert list(server.orders) == [order.order_id]
+    assert trio.current_time() > began  # waited a backoff delay before the second attempt
+
+
+async def test_429_until_retries_run_out_raises_without_reconciling(
+    client: Client, server: FakeServer, autojump_clock: trio.abc.Clock
+) -> None:
+    await client.get_trading_rules("binance", ["BTC-USDT"])
+    server.calls.clear()
+    for _ in range(3):  # retries=2: three attempts
+        server.add_fault("/trading/orders", lambda call: detail(429, "Too Many Requests"))
+    with pytest.raises(RequestError) as info:
+        await client.place_limit_order("binance", "BTC-USDT", "BUY", price=100, amount="0.01")
+    assert not isinstance(info.value, OrderOutcomeUnknown)
+    assert info.value.status == 429 and info.value.retryable
+    assert paths(server) == ["/trading/orders"] * 3  # no reconciliation queries
+    assert server.orders == {}
 
 
 async def test_reconciliation_finds_order_in_history(client: Client, server: FakeServer) -> None:
