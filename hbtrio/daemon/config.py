@@ -7,20 +7,28 @@ a file readable by its owner only (``api_key_file``).
 
 Example::
 
-    [server]
+    [connection]
     host = "127.0.0.1"
     port = 8000
+    api_key_env = "HBTRIO_API_KEY"     # or api_key_file = "/run/secrets/hb"
     ca_file = "/etc/hbtrio/ca.pem"
-    api_key_file = "/etc/hbtrio/api-key"
 
     [[subscriptions]]
-    type = "order_book"
+    type = "order_book"                # order_book | trades | ticker | candles
     exchange = "binance"
     market = "BTC-USDT"
     depth = 10
 
-    [sink]
+    [[sinks]]
+    type = "jsonl"                     # a file (rotated by size) or "-" for stdout
     path = "/var/lib/hbtrio/events.jsonl"
+
+    [http]
+    listen = "127.0.0.1:9108"          # /healthz and /metrics
+
+Sections: ``[connection]`` (required), ``[[subscriptions]]``, ``[[sinks]]``
+(default: one JSON Lines sink to standard output), ``[http]``, ``[log]`` and
+``[supervisor]``.
 """
 
 from __future__ import annotations
@@ -34,26 +42,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._config import ClientConfig
+from .._config import ClientConfig, _check_host
 from .._errors import ConfigError
 
 __all__ = [
     "DaemonConfig",
     "DaemonConfigError",
-    "HealthConfig",
+    "HttpConfig",
     "LogConfig",
     "SinkConfig",
     "SubscriptionSpec",
     "SupervisorConfig",
     "load_config",
     "parse_config",
+    "parse_listen",
+    "read_key_file",
 ]
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_BACKUPS = 5
-DEFAULT_HEALTH_HOST = "127.0.0.1"
-DEFAULT_HEALTH_PORT = 9108
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 9108
+DEFAULT_LISTEN = f"{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}"
 
+SINK_TYPES = ("jsonl",)
 SUBSCRIPTION_TYPES = ("order_book", "trades", "ticker", "candles")
 LOG_FORMATS = ("human", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -101,34 +113,42 @@ class SubscriptionSpec:
 
 @dataclass(frozen=True, slots=True)
 class SinkConfig:
-    """Where events are written, as JSON Lines.
+    """One ``[[sinks]]`` table: where events are written, as JSON Lines.
 
     Attributes:
+        type: The sink's kind; ``jsonl`` (JSON Lines) is the only one.
         path: File path, or ``"-"`` for standard output.
         max_bytes: Rotate the file once it would grow past this size (``0``: never).
         backups: How many rotated files (``path.1`` .. ``path.N``) to keep.
     """
 
+    type: str = "jsonl"
     path: str = "-"
     max_bytes: int = DEFAULT_MAX_BYTES
     backups: int = DEFAULT_BACKUPS
 
 
 @dataclass(frozen=True, slots=True)
-class HealthConfig:
-    """The ``/healthz`` and ``/metrics`` HTTP endpoint.
+class HttpConfig:
+    """The ``[http]`` section: the ``/healthz`` and ``/metrics`` endpoint.
 
     Attributes:
         enabled: Whether to serve it.
-        host: Address to bind (loopback by default).
+        host: Address to bind (loopback by default; an IPv6 address without brackets).
         port: Port to bind (``0``: any free port, logged at start).
         stale_after: Seconds disconnected after which ``/healthz`` answers 503.
     """
 
     enabled: bool = True
-    host: str = DEFAULT_HEALTH_HOST
-    port: int = DEFAULT_HEALTH_PORT
+    host: str = DEFAULT_HTTP_HOST
+    port: int = DEFAULT_HTTP_PORT
     stale_after: float = 30.0
+
+    @property
+    def listen(self) -> str:
+        """The address as written in the file, ``HOST:PORT`` (``[v6]:PORT``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +190,11 @@ class DaemonConfig:
     """The whole daemon configuration.
 
     Attributes:
-        client: The client configuration (with the API key read from its source).
+        client: The client configuration, from ``[connection]`` (with the API key
+            read from its source).
         subscriptions: Market-data streams to keep open.
-        sink: The event sink.
-        health: The health and metrics endpoint.
+        sinks: The event sinks; every event is written to each of them.
+        http: The health and metrics endpoint.
         log: Logging.
         supervisor: Restart policy.
         source: Path of the configuration file, when loaded from one.
@@ -181,8 +202,8 @@ class DaemonConfig:
 
     client: ClientConfig
     subscriptions: tuple[SubscriptionSpec, ...] = ()
-    sink: SinkConfig = field(default_factory=SinkConfig)
-    health: HealthConfig = field(default_factory=HealthConfig)
+    sinks: tuple[SinkConfig, ...] = (SinkConfig(),)
+    http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     source: str | None = None
@@ -190,7 +211,7 @@ class DaemonConfig:
     def __repr__(self) -> str:
         return (
             f"DaemonConfig(client={self.client!r}, subscriptions={self.subscriptions!r}, "
-            f"sink={self.sink!r}, health={self.health!r}, log={self.log!r}, "
+            f"sinks={self.sinks!r}, http={self.http!r}, log={self.log!r}, "
             f"supervisor={self.supervisor!r})"
         )
 
@@ -279,7 +300,7 @@ def read_key_file(path: str) -> str:
     Raises:
         DaemonConfigError: The file is missing, unreadable, too open or empty.
     """
-    key = "server.api_key_file"
+    key = "connection.api_key_file"
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -315,8 +336,8 @@ _CLIENT_PASSTHROUGH = (
     "poll_idle",
     "rate_limit",
 )
-"""``[server]`` keys handed to :class:`~hbtrio.ClientConfig` unchanged."""
-_SERVER_KEYS = {
+"""``[connection]`` keys handed to :class:`~hbtrio.ClientConfig` unchanged."""
+_CONNECTION_KEYS = {
     "host",
     "port",
     "tls",
@@ -328,42 +349,44 @@ _SERVER_KEYS = {
 }
 
 
-def _parse_server(raw: object, base: Path | None, environ: Mapping[str, str]) -> ClientConfig:
-    table = _table(raw, "server")
+def _parse_connection(raw: object, base: Path | None, environ: Mapping[str, str]) -> ClientConfig:
+    table = _table(raw, "connection")
     if "api_key" in table:
         raise DaemonConfigError(
-            "server.api_key",
+            "connection.api_key",
             "the key must not be written in the configuration file; "
             "use api_key_env (an environment variable) or api_key_file (a file of mode 600)",
         )
-    _reject_unknown(table, _SERVER_KEYS, "server.")
+    _reject_unknown(table, _CONNECTION_KEYS, "connection.")
     has_env = "api_key_env" in table
     has_file = "api_key_file" in table
     if has_env == has_file:
         raise DaemonConfigError(
-            "server.api_key_env/server.api_key_file",
+            "connection.api_key_env/connection.api_key_file",
             "set exactly one: the name of an environment variable holding the key, "
             "or the path of a file readable by its owner only",
         )
     if has_env:
-        variable = _str(table, "api_key_env", "server.api_key_env")
+        variable = _str(table, "api_key_env", "connection.api_key_env")
         api_key = environ.get(variable)
         if not api_key:
             raise DaemonConfigError(
-                "server.api_key_env", f"environment variable {variable} is not set"
+                "connection.api_key_env", f"environment variable {variable} is not set"
             )
     else:
-        api_key = read_key_file(_resolve(_str(table, "api_key_file", "server.api_key_file"), base))
+        api_key = read_key_file(
+            _resolve(_str(table, "api_key_file", "connection.api_key_file"), base)
+        )
     values: dict[str, Any] = {
-        "host": _str(table, "host", "server.host"),
+        "host": _str(table, "host", "connection.host"),
         "port": table.get("port"),
         "api_key": api_key,
-        "tls": _bool(table, "tls", "server.tls", True),
+        "tls": _bool(table, "tls", "connection.tls", True),
     }
     if values["port"] is None:
-        raise DaemonConfigError("server.port", "required")
+        raise DaemonConfigError("connection.port", "required")
     if "ca_file" in table:
-        values["ca_file"] = _resolve(_str(table, "ca_file", "server.ca_file"), base)
+        values["ca_file"] = _resolve(_str(table, "ca_file", "connection.ca_file"), base)
     if "account" in table:
         values["account"] = table["account"]
     for name in _CLIENT_PASSTHROUGH:
@@ -374,9 +397,9 @@ def _parse_server(raw: object, base: Path | None, environ: Mapping[str, str]) ->
     except ConfigError as exc:
         rule = exc.rule
         if exc.field == "api_key":
-            source = "server.api_key_env" if has_env else "server.api_key_file"
+            source = "connection.api_key_env" if has_env else "connection.api_key_file"
             raise DaemonConfigError(source, f"the key it holds is invalid: {rule}") from None
-        raise DaemonConfigError(f"server.{exc.field}", rule) from None
+        raise DaemonConfigError(f"connection.{exc.field}", rule) from None
 
 
 _SUBSCRIPTION_KEYS = {"type", "exchange", "market", "depth", "interval"}
@@ -409,30 +432,86 @@ def _parse_subscriptions(raw: object) -> tuple[SubscriptionSpec, ...]:
     return tuple(specs)
 
 
-def _parse_sink(raw: object, base: Path | None) -> SinkConfig:
-    table = _table(raw, "sink")
-    _reject_unknown(table, {"path", "max_bytes", "backups"}, "sink.")
-    path = _str(table, "path", "sink.path", "-")
-    if path != "-":
-        path = _resolve(path, base)
-        parent = os.path.dirname(path) or "."
-        if not os.path.isdir(parent):
-            raise DaemonConfigError("sink.path", f"directory {parent} does not exist")
-    return SinkConfig(
-        path=path,
-        max_bytes=_int(table, "max_bytes", "sink.max_bytes", DEFAULT_MAX_BYTES, 0, 2**62),
-        backups=_int(table, "backups", "sink.backups", DEFAULT_BACKUPS, 0, 1000),
-    )
+_SINK_KEYS = {"type", "path", "max_bytes", "backups"}
 
 
-def _parse_health(raw: object) -> HealthConfig:
-    table = _table(raw, "health")
-    _reject_unknown(table, {"enabled", "host", "port", "stale_after"}, "health.")
-    return HealthConfig(
-        enabled=_bool(table, "enabled", "health.enabled", True),
-        host=_str(table, "host", "health.host", DEFAULT_HEALTH_HOST),
-        port=_int(table, "port", "health.port", DEFAULT_HEALTH_PORT, 0, 65535),
-        stale_after=_float(table, "stale_after", "health.stale_after", 30.0, positive=True),
+def _parse_sinks(raw: object, base: Path | None) -> tuple[SinkConfig, ...]:
+    if not isinstance(raw, list):
+        raise DaemonConfigError("sinks", "must be an array of tables ([[sinks]])")
+    if not raw:
+        raise DaemonConfigError("sinks", "must have at least one [[sinks]] table")
+    sinks: list[SinkConfig] = []
+    seen: dict[str, str] = {}
+    for index, item in enumerate(raw):
+        key = f"sinks[{index}]"
+        table = _table(item, key)
+        _reject_unknown(table, _SINK_KEYS, f"{key}.")
+        kind = _choice(table, "type", f"{key}.type", "", SINK_TYPES)
+        path = _str(table, "path", f"{key}.path")
+        if path != "-":
+            path = _resolve(path, base)
+            parent = os.path.dirname(path) or "."
+            if not os.path.isdir(parent):
+                raise DaemonConfigError(f"{key}.path", f"directory {parent} does not exist")
+            if os.path.isdir(path):
+                raise DaemonConfigError(f"{key}.path", f"{path} is a directory")
+        if path in seen:
+            raise DaemonConfigError(f"{key}.path", f"same destination as {seen[path]}.path")
+        seen[path] = key
+        sinks.append(
+            SinkConfig(
+                type=kind,
+                path=path,
+                max_bytes=_int(table, "max_bytes", f"{key}.max_bytes", DEFAULT_MAX_BYTES, 0, 2**62),
+                backups=_int(table, "backups", f"{key}.backups", DEFAULT_BACKUPS, 0, 1000),
+            )
+        )
+    return tuple(sinks)
+
+
+def parse_listen(value: object, key: str = "http.listen") -> tuple[str, int]:
+    """Split and check a ``HOST:PORT`` listen address.
+
+    Args:
+        value: The address: ``"127.0.0.1:9108"``, ``"localhost:9108"``,
+            ``"[::1]:9108"`` (an IPv6 address in brackets); port ``0`` means any
+            free port.
+        key: The dotted name reported in errors.
+
+    Returns:
+        ``(host, port)``, the host without brackets.
+
+    Raises:
+        DaemonConfigError: The value is not a string ``HOST:PORT`` with a valid
+            hostname or IP address and a port in 0..65535.
+    """
+    if not isinstance(value, str):
+        raise DaemonConfigError(key, 'must be a string "HOST:PORT", e.g. "127.0.0.1:9108"')
+    if "/" in value:
+        raise DaemonConfigError(key, 'must be "HOST:PORT" without a scheme or path')
+    host, colon, port_text = value.rpartition(":")
+    if not colon or not host or not port_text:
+        raise DaemonConfigError(key, 'must be "HOST:PORT", e.g. "127.0.0.1:9108"')
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise DaemonConfigError(key, 'an IPv6 address must be in brackets, e.g. "[::1]:9108"')
+    try:
+        host = _check_host(host)
+    except ConfigError as exc:
+        raise DaemonConfigError(key, f"host {exc.rule}") from None
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+        raise DaemonConfigError(key, "port must be an integer in 0..65535")
+    return host, int(port_text)
+
+
+def _parse_http(raw: object) -> HttpConfig:
+    table = _table(raw, "http")
+    _reject_unknown(table, {"enabled", "listen", "stale_after"}, "http.")
+    host, port = parse_listen(table.get("listen", DEFAULT_LISTEN))
+    return HttpConfig(
+        enabled=_bool(table, "enabled", "http.enabled", True),
+        host=host,
+        port=port,
+        stale_after=_float(table, "stale_after", "http.stale_after", 30.0, positive=True),
     )
 
 
@@ -462,7 +541,7 @@ def _parse_supervisor(raw: object) -> SupervisorConfig:
     return SupervisorConfig(initial, cap, stop_timeout, buffer, probe)
 
 
-_TOP_KEYS = {"server", "subscriptions", "sink", "health", "log", "supervisor"}
+_TOP_KEYS = {"connection", "subscriptions", "sinks", "http", "log", "supervisor"}
 
 
 def parse_config(
@@ -489,13 +568,13 @@ def parse_config(
     env = os.environ if environ is None else environ
     base = Path(base_dir) if base_dir is not None else None
     _reject_unknown(data, _TOP_KEYS, "")
-    if "server" not in data:
-        raise DaemonConfigError("server", "required section")
+    if "connection" not in data:
+        raise DaemonConfigError("connection", "required section")
     return DaemonConfig(
-        client=_parse_server(data["server"], base, env),
+        client=_parse_connection(data["connection"], base, env),
         subscriptions=_parse_subscriptions(data.get("subscriptions", [])),
-        sink=_parse_sink(data.get("sink", {}), base),
-        health=_parse_health(data.get("health", {})),
+        sinks=_parse_sinks(data["sinks"], base) if "sinks" in data else (SinkConfig(),),
+        http=_parse_http(data.get("http", {})),
         log=_parse_log(data.get("log", {})),
         supervisor=_parse_supervisor(data.get("supervisor", {})),
         source=source,

@@ -2,13 +2,15 @@
 
 Each event is written as one line, ``msgspec.json.encode(event)``: events are
 tagged structs, so the ``type`` field tells them apart and
-:data:`hbtrio.events.EVENT_DECODER` reads them back.
+:data:`hbtrio.events.EVENT_DECODER` reads them back. With several ``[[sinks]]``,
+:class:`FanoutSink` encodes each event once and writes the line to every one.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import IO, Protocol
 
 import msgspec
@@ -16,7 +18,7 @@ import msgspec
 from ..events import Event
 from .config import SinkConfig
 
-__all__ = ["JsonLinesFileSink", "Sink", "StdoutSink", "open_sink"]
+__all__ = ["FanoutSink", "JsonLinesFileSink", "Sink", "StdoutSink", "open_sink", "open_sinks"]
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -155,9 +157,20 @@ class StdoutSink:
         Raises:
             ValueError: The sink is closed.
         """
+        self.write_line(_ENCODER.encode(event) + b"\n")
+
+    def write_line(self, line: bytes) -> None:
+        """Write one already encoded line (ending with a newline).
+
+        Args:
+            line: The line.
+
+        Raises:
+            ValueError: The sink is closed.
+        """
         if self._closed:
             raise ValueError("sink is closed")
-        self._stream.write(_ENCODER.encode(event) + b"\n")
+        self._stream.write(line)
         self.written += 1
 
     def flush(self) -> None:
@@ -170,6 +183,65 @@ class StdoutSink:
         if not self._closed:
             self._stream.flush()
             self._closed = True
+
+
+class FanoutSink:
+    """Every event written to each of several JSON Lines sinks.
+
+    The event is encoded once and the same line handed to every sink, in order.
+    An error from one sink (a full disk) propagates: the daemon treats a sink
+    it cannot write to as fatal.
+
+    Args:
+        sinks: The sinks (at least one).
+
+    Attributes:
+        sinks: The sinks.
+        written: Number of events written (each counted once, not once per sink).
+
+    Raises:
+        ValueError: ``sinks`` is empty.
+    """
+
+    def __init__(self, sinks: Sequence[JsonLinesFileSink | StdoutSink]) -> None:
+        if not sinks:
+            raise ValueError("a fan-out sink needs at least one sink")
+        self.sinks = tuple(sinks)
+        self.written = 0
+
+    def write(self, event: Event) -> None:
+        """Write one event as one line to every sink.
+
+        Args:
+            event: The event.
+
+        Raises:
+            ValueError: A sink is closed.
+        """
+        line = _ENCODER.encode(event) + b"\n"
+        for sink in self.sinks:
+            sink.write_line(line)
+        self.written += 1
+
+    def flush(self) -> None:
+        """Flush every sink."""
+        for sink in self.sinks:
+            sink.flush()
+
+    def close(self) -> None:
+        """Flush and close every sink, even when one fails (idempotent).
+
+        Raises:
+            OSError: A sink could not be flushed (the others are still closed).
+        """
+        error: OSError | None = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except OSError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
 
 def open_sink(config: SinkConfig) -> JsonLinesFileSink | StdoutSink:
@@ -187,3 +259,29 @@ def open_sink(config: SinkConfig) -> JsonLinesFileSink | StdoutSink:
     if config.path == "-":
         return StdoutSink()
     return JsonLinesFileSink(config.path, max_bytes=config.max_bytes, backups=config.backups)
+
+
+def open_sinks(configs: Sequence[SinkConfig]) -> JsonLinesFileSink | StdoutSink | FanoutSink:
+    """Open the sinks of a configuration's ``[[sinks]]`` tables.
+
+    Args:
+        configs: The sink configurations (at least one).
+
+    Returns:
+        The one sink, or a :class:`FanoutSink` over all of them.
+
+    Raises:
+        OSError: A file cannot be opened (the sinks opened before it are closed).
+        ValueError: ``configs`` is empty.
+    """
+    if not configs:
+        raise ValueError("no sink configured")
+    opened: list[JsonLinesFileSink | StdoutSink] = []
+    try:
+        for config in configs:
+            opened.append(open_sink(config))
+    except OSError:
+        for sink in opened:
+            sink.close()
+        raise
+    return opened[0] if len(opened) == 1 else FanoutSink(opened)

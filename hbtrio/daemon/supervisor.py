@@ -1,10 +1,10 @@
-"""The daemon: a supervised client whose events go to a sink.
+"""The daemon: a supervised client whose events go to its sinks.
 
 :class:`Daemon` runs, in one nursery:
 
 * the health and metrics endpoint (:func:`~hbtrio.daemon.http.serve_health`);
 * the writer, subscribed to every event of the :class:`~hbtrio.EventEngine`,
-  writing each to the sink and keeping the metrics;
+  writing each to every sink and keeping the metrics;
 * the supervisor, which opens the client (``open_client(config, engine=...)``)
   and the configured subscriptions, and starts them again with backoff when
   they fail; a server unreachable at start or later is retried for as long as
@@ -13,11 +13,12 @@
 
 A graceful stop closes the client, then lets the writer drain every event it
 received before the stop (a private end marker is published after the client
-closed), flushes and closes the sink, all within ``supervisor.stop_timeout``.
+closed), flushes and closes the sinks, all within ``supervisor.stop_timeout``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -40,7 +41,7 @@ from ..models import ConnectionState
 from .config import DaemonConfig, SubscriptionSpec
 from .http import serve_health
 from .metrics import DaemonMetrics
-from .sinks import Sink, open_sink
+from .sinks import Sink, open_sinks
 
 __all__ = [
     "EXIT_AUTH",
@@ -79,8 +80,9 @@ class Daemon:
         logger: Where to log (set up with :func:`~hbtrio.daemon.logs.setup_logging`).
         open_client: The client factory (default :func:`hbtrio.open_client`);
             replaceable for tests.
-        sink: The sink (default: opened from ``config.sink``).
-        metrics: The metrics (default: new, with ``config.health.stale_after``).
+        sink: The sink (default: opened from ``config.sinks``, a
+            :class:`~hbtrio.daemon.sinks.FanoutSink` when there are several).
+        metrics: The metrics (default: new, with ``config.http.stale_after``).
         handle_signals: Install SIGINT/SIGTERM handling (main thread only).
         hard_exit: When a graceful stop overruns ``supervisor.stop_timeout``, end
             the process (``os._exit``) once the sink is flushed, instead of
@@ -108,7 +110,7 @@ class Daemon:
         self.log = logger
         self._open_client = open_client
         self._sink = sink
-        self.metrics = metrics or DaemonMetrics(stale_after=config.health.stale_after)
+        self.metrics = metrics or DaemonMetrics(stale_after=config.http.stale_after)
         self._handle_signals = handle_signals
         self._hard_exit = hard_exit
         self._finished = False
@@ -161,43 +163,36 @@ class Daemon:
         """
         if self._sink is None:
             try:
-                self._sink = open_sink(self.config.sink)
+                self._sink = open_sinks(self.config.sinks)
             except OSError as exc:
                 self.log.error(
-                    "cannot open the sink",
-                    extra={"fields": {"path": self.config.sink.path, "error": exc.strerror}},
+                    "cannot open a sink",
+                    extra={"fields": {"path": exc.filename, "error": exc.strerror}},
                 )
                 return EXIT_CONFIG
         try:
             async with trio.open_nursery() as nursery:
                 if self._handle_signals:
                     nursery.start_soon(self._watch_signals)
-                health = self.config.health
-                if health.enabled:
+                http = self.config.http
+                if http.enabled:
                     try:
                         self.health_port = await nursery.start(
-                            serve_health, self.metrics, health.host, health.port
+                            serve_health, self.metrics, http.host, http.port
                         )
                     except OSError as exc:
                         self.log.error(
                             "cannot listen for /healthz and /metrics",
-                            extra={
-                                "fields": {
-                                    "address": f"{health.host}:{health.port}",
-                                    "error": exc.strerror,
-                                }
-                            },
+                            extra={"fields": {"listen": http.listen, "error": exc.strerror}},
                         )
                         self.exit_code = EXIT_ERROR
                         nursery.cancel_scope.cancel()
                         return self.exit_code
+                    bound = dataclasses.replace(http, port=self.health_port).listen
                     self.log.info(
                         "health endpoint listening",
                         extra={
-                            "fields": {
-                                "url": f"http://{health.host}:{self.health_port}/healthz",
-                                "port": self.health_port,
-                            }
+                            "fields": {"url": f"http://{bound}/healthz", "port": self.health_port}
                         },
                     )
                 await nursery.start(self._write_events)
@@ -208,7 +203,7 @@ class Daemon:
                         "fields": {
                             "server": f"{self.config.client.host}:{self.config.client.port}",
                             "subscriptions": len(self.config.subscriptions),
-                            "sink": self.config.sink.path,
+                            "sinks": ", ".join(sink.path for sink in self.config.sinks),
                             "pid": os.getpid(),
                         }
                     },

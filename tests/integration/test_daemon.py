@@ -157,7 +157,7 @@ def write_config(tmp_path: Path, info_port: int, ca_path: str, sink: Path, **ext
     path = tmp_path / "daemon.toml"
     path.write_text(
         f"""
-[server]
+[connection]
 host = "127.0.0.1"
 port = {info_port}
 ca_file = "{ca_path}"
@@ -193,13 +193,19 @@ exchange = "binance"
 market = "BTC-USDT"
 interval = "1m"
 
-[sink]
+[[sinks]]
+type = "jsonl"
 path = "{sink}"
 max_bytes = {extra.get("max_bytes", "0")}
 backups = 3
 
-[health]
-port = 0
+[[sinks]]
+type = "jsonl"
+path = "{sink.parent / "mirror.jsonl"}"
+max_bytes = 0
+
+[http]
+listen = "{extra.get("listen", "127.0.0.1:0")}"
 stale_after = {extra.get("stale_after", "30")}
 
 [supervisor]
@@ -339,6 +345,9 @@ async def test_daemon_end_to_end(nursery: trio.Nursery, tmp_path: Path, sim_cert
         events = sink_events(sink)
         assert stopped["events_received"] == stopped["events_written"] == len(events)
         assert isinstance(events[-1], ConnectionStateChanged)
+        # the second [[sinks]] table received every event too
+        mirror = (tmp_path / "mirror.jsonl").read_bytes()
+        assert mirror == sink.read_bytes()
         assert info.api_key not in daemon.raw_stderr.decode()
     finally:
         daemon.kill()
@@ -346,7 +355,7 @@ async def test_daemon_end_to_end(nursery: trio.Nursery, tmp_path: Path, sim_cert
 
 async def test_bad_configuration_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "daemon.toml"
-    config.write_text('[server]\nhost = "127.0.0.1"\nport = 99999\napi_key_env = "X"\n')
+    config.write_text('[connection]\nhost = "127.0.0.1"\nport = 99999\napi_key_env = "X"\n')
     result = await trio.run_process(
         [sys.executable, "-m", "hbtrio", "daemon", "--config", str(config)],
         capture_stdout=True,
@@ -356,7 +365,7 @@ async def test_bad_configuration_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     lines = result.stderr.decode().splitlines()
-    assert lines == ["hbtrio daemon: bad configuration: server.port: must be in 1..65535"]
+    assert lines == ["hbtrio daemon: bad configuration: connection.port: must be in 1..65535"]
 
 
 async def test_wrong_key_at_start_exits_3(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def write_config(tmp_path: Path, body: str) -> Path:
 
 
 GOOD = """
-[server]
+[connection]
 host = "127.0.0.1"
 port = 8000
 tls = false
@@ -37,7 +38,7 @@ def test_bad_configuration_exits_2_with_one_line(
     assert main(["daemon", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [
-        "hbtrio daemon: bad configuration: server.colour: unknown key (allowed: account, "
+        "hbtrio daemon: bad configuration: connection.colour: unknown key (allowed: account, "
         "api_key_env, api_key_file, ca_file, heartbeat_timeout, host, ping_interval, "
         "poll_active, poll_idle, port, rate_limit, reconnect_initial, reconnect_max, "
         "retries, timeout, tls)"
@@ -72,12 +73,26 @@ def test_the_documented_example_is_valid(tmp_path: Path) -> None:
     os.chmod(key, 0o600)
     ca = tmp_path / "ca.pem"
     ca.write_text("-")
-    data["server"]["api_key_file"] = str(key)
-    data["server"]["ca_file"] = str(ca)
-    data["sink"]["path"] = str(tmp_path / "events.jsonl")
+    data["connection"]["api_key_file"] = str(key)
+    data["connection"]["ca_file"] = str(ca)
+    data["sinks"][0]["path"] = str(tmp_path / "events.jsonl")
     config = parse_config(data, environ={})
     assert [s.type for s in config.subscriptions] == ["order_book", "trades", "candles"]
-    assert config.health.port == 9108 and config.log.format == "json"
+    assert [s.path for s in config.sinks] == [str(tmp_path / "events.jsonl")]
+    assert config.http.listen == "127.0.0.1:9108" and config.log.format == "json"
+
+
+def test_the_toml_in_daemon_md_is_valid(tmp_path: Path) -> None:
+    blocks = re.findall(r"^```toml\n(.*?)^```", (DOCS / "daemon.md").read_text(), re.M | re.S)
+    assert blocks
+    (tmp_path / "ca.pem").write_text("-")
+    for block in blocks:
+        text = block.replace("/etc/hbtrio/ca.pem", str(tmp_path / "ca.pem"))
+        text = text.replace("/var/lib/hbtrio/", str(tmp_path) + "/")
+        config = parse_config(tomllib.loads(text), environ={"HBTRIO_API_KEY": "admin:admin"})
+        assert config.client.api_key == "admin:admin"
+        assert [s.path for s in config.sinks] == [str(tmp_path / "events.jsonl")]
+        assert config.http.listen == "127.0.0.1:9108"
 
 
 def test_the_systemd_unit_matches_the_exit_codes() -> None:

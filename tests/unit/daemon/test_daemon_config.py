@@ -27,7 +27,7 @@ def key_file(tmp_path: Path, mode: int = 0o600, text: str = KEY + "\n") -> Path:
 
 
 MINIMAL = """
-[server]
+[connection]
 host = "127.0.0.1"
 port = 8000
 api_key_env = "HB_KEY"
@@ -44,9 +44,10 @@ def test_minimal_config_has_defaults() -> None:
     assert config.client.api_key == KEY
     assert config.client.tls is False
     assert config.subscriptions == ()
-    assert config.sink.path == "-"
-    assert config.health.port == 9108 and config.health.host == "127.0.0.1"
-    assert config.health.stale_after == 30.0
+    assert [(s.type, s.path) for s in config.sinks] == [("jsonl", "-")]
+    assert config.http.port == 9108 and config.http.host == "127.0.0.1"
+    assert config.http.enabled and config.http.listen == "127.0.0.1:9108"
+    assert config.http.stale_after == 30.0
     assert config.log.format == "human"
     assert KEY not in repr(config)
 
@@ -58,7 +59,7 @@ def test_full_config_from_file(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """
-[server]
+[connection]
 host = "localhost"
 port = 8443
 ca_file = "ca.pem"
@@ -85,13 +86,18 @@ type = "trades"
 exchange = "binance"
 market = "BTC-USDT"
 
-[sink]
+[[sinks]]
+type = "jsonl"
 path = "events.jsonl"
 max_bytes = 1000
 backups = 2
 
-[health]
-port = 0
+[[sinks]]
+type = "jsonl"
+path = "-"
+
+[http]
+listen = "localhost:0"
 stale_after = 10
 
 [log]
@@ -112,33 +118,70 @@ backoff_max = 1
     assert [s.type for s in config.subscriptions] == ["order_book", "candles", "trades"]
     assert config.subscriptions[0].depth == 5
     assert config.subscriptions[1].interval == "5m"
-    assert config.sink.path == str(tmp_path / "events.jsonl")
-    assert (config.sink.max_bytes, config.sink.backups) == (1000, 2)
-    assert config.health.port == 0 and config.health.stale_after == 10.0
+    first, second = config.sinks
+    assert first.path == str(tmp_path / "events.jsonl")
+    assert (first.max_bytes, first.backups) == (1000, 2)
+    assert second.path == "-" and second.max_bytes == 100 * 1024 * 1024
+    assert config.http.host == "localhost" and config.http.port == 0
+    assert config.http.stale_after == 10.0
     assert config.log.format == "json" and config.log.level == "debug"
     assert config.supervisor.backoff_max == 1.0
     assert config.source == str(path)
+
+
+SINK = '\n[[sinks]]\ntype = "jsonl"\npath = "-"\n'
 
 
 @pytest.mark.parametrize(
     ("text", "key", "words"),
     [
         (MINIMAL + "\n[extra]\na = 1\n", "extra", "unknown key"),
-        (MINIMAL.replace("host =", "hots = 'x'\nhost ="), "server.hots", "unknown key"),
-        (MINIMAL + '\n[sink]\npath = "-"\nsize = 3\n', "sink.size", "unknown key"),
-        (MINIMAL.replace("port = 8000", "port = 70000"), "server.port", "1..65535"),
-        (MINIMAL.replace("port = 8000", 'port = "8000"'), "server.port", "int"),
-        (MINIMAL.replace("port = 8000\n", ""), "server.port", "required"),
-        (MINIMAL.replace('host = "127.0.0.1"\n', ""), "server.host", "required"),
-        (MINIMAL.replace('"127.0.0.1"', '"https://x"'), "server.host", "hostname"),
-        (MINIMAL.replace("tls = false", 'tls = "no"'), "server.tls", "true or false"),
-        (MINIMAL + "timeout = -1\n", "server.timeout", ">= 0"),
-        (MINIMAL + "\n[health]\nport = -1\n", "health.port", "0..65535"),
-        (MINIMAL + "\n[health]\nstale_after = 0\n", "health.stale_after", "> 0"),
+        (MINIMAL + '\n[server]\nhost = "x"\n', "server", "unknown key"),
+        (MINIMAL + "\n[health]\nport = 1\n", "health", "unknown key"),
+        (MINIMAL + '\n[sink]\npath = "-"\n', "sink", "unknown key"),
+        (MINIMAL.replace("host =", "hots = 'x'\nhost ="), "connection.hots", "unknown key"),
+        (MINIMAL.replace("port = 8000", "port = 70000"), "connection.port", "1..65535"),
+        (MINIMAL.replace("port = 8000", 'port = "8000"'), "connection.port", "int"),
+        (MINIMAL.replace("port = 8000\n", ""), "connection.port", "required"),
+        (MINIMAL.replace('host = "127.0.0.1"\n', ""), "connection.host", "required"),
+        (MINIMAL.replace('"127.0.0.1"', '"https://x"'), "connection.host", "hostname"),
+        (MINIMAL.replace("tls = false", 'tls = "no"'), "connection.tls", "true or false"),
+        (MINIMAL + "timeout = -1\n", "connection.timeout", ">= 0"),
+        (MINIMAL + SINK + "size = 3\n", "sinks[0].size", "unknown key"),
+        (MINIMAL + SINK.replace("jsonl", "csv"), "sinks[0].type", "one of jsonl"),
+        (MINIMAL + SINK.replace('type = "jsonl"\n', ""), "sinks[0].type", "one of jsonl"),
+        (MINIMAL + SINK.replace('path = "-"\n', ""), "sinks[0].path", "required"),
+        (MINIMAL + SINK + "backups = -2\n", "sinks[0].backups", "0..1000"),
+        (MINIMAL + SINK + "max_bytes = 1.5\n", "sinks[0].max_bytes", "integer"),
+        (
+            MINIMAL + SINK.replace('"-"', '"/nonexistent-dir/x.jsonl"'),
+            "sinks[0].path",
+            "does not exist",
+        ),
+        (MINIMAL + SINK.replace('"-"', '"/"'), "sinks[0].path", "is a directory"),
+        (MINIMAL + SINK + SINK, "sinks[1].path", "same destination as sinks[0]"),
+        (MINIMAL + '\n[sinks]\ntype = "jsonl"\npath = "-"\n', "sinks", "array of tables"),
+        (MINIMAL + "\nsinks = []\n", "connection.sinks", "unknown key"),
+        ("sinks = []\n" + MINIMAL, "sinks", "at least one"),
+        ("sinks = [1]\n" + MINIMAL, "sinks[0]", "table"),
+        (MINIMAL + "\n[http]\nport = 9108\n", "http.port", "unknown key"),
+        (MINIMAL + '\n[http]\nlisten = "127.0.0.1"\n', "http.listen", "HOST:PORT"),
+        (MINIMAL + '\n[http]\nlisten = ":9108"\n', "http.listen", "HOST:PORT"),
+        (MINIMAL + '\n[http]\nlisten = "127.0.0.1:"\n', "http.listen", "HOST:PORT"),
+        (MINIMAL + "\n[http]\nlisten = 9108\n", "http.listen", "string"),
+        (MINIMAL + '\n[http]\nlisten = "127.0.0.1:70000"\n', "http.listen", "0..65535"),
+        (MINIMAL + '\n[http]\nlisten = "127.0.0.1:-1"\n', "http.listen", "0..65535"),
+        (MINIMAL + '\n[http]\nlisten = "127.0.0.1:9x"\n', "http.listen", "0..65535"),
+        (MINIMAL + '\n[http]\nlisten = "127.0.0.1: 80"\n', "http.listen", "0..65535"),
+        (MINIMAL + '\n[http]\nlisten = "http://h:80"\n', "http.listen", "without a scheme"),
+        (MINIMAL + '\n[http]\nlisten = "user@h:80"\n', "http.listen", "hostname"),
+        (MINIMAL + '\n[http]\nlisten = "bad host:80"\n', "http.listen", "hostname"),
+        (MINIMAL + '\n[http]\nlisten = "::1:9108"\n', "http.listen", "brackets"),
+        (MINIMAL + '\n[http]\nlisten = "[nope]:9108"\n', "http.listen", "hostname"),
+        (MINIMAL + "\n[http]\nenabled = 1\n", "http.enabled", "true or false"),
+        (MINIMAL + "\n[http]\nstale_after = 0\n", "http.stale_after", "> 0"),
         (MINIMAL + '\n[log]\nformat = "xml"\n', "log.format", "human, json"),
         (MINIMAL + '\n[log]\nlevel = "loud"\n', "log.level", "one of"),
-        (MINIMAL + "\n[sink]\nbackups = -2\n", "sink.backups", "0..1000"),
-        (MINIMAL + '\n[sink]\npath = "/nonexistent-dir/x.jsonl"\n', "sink.path", "does not exist"),
         (
             MINIMAL + "\n[supervisor]\nbackoff_initial = 5\nbackoff_max = 1\n",
             "supervisor.backoff_max",
@@ -171,9 +214,9 @@ backoff_max = 1
             "subscriptions[1]",
             "duplicate",
         ),
-        (MINIMAL + "\nsubscriptions = 3\n", "server.subscriptions", "unknown key"),
-        ("[sink]\npath = '-'\n", "server", "required section"),
-        ("server = 1\n", "server", "table"),
+        (MINIMAL + "\nsubscriptions = 3\n", "connection.subscriptions", "unknown key"),
+        (SINK, "connection", "required section"),
+        ("connection = 1\n", "connection", "table"),
     ],
 )
 def test_bad_values_name_the_key(text: str, key: str, words: str, tmp_path: Path) -> None:
@@ -188,39 +231,39 @@ def test_bad_values_name_the_key(text: str, key: str, words: str, tmp_path: Path
 
 def test_several_unknown_keys_are_all_named() -> None:
     with pytest.raises(DaemonConfigError) as info:
-        parse_config({"server": {}, "zeta": 1, "alpha": 2}, environ=ENV)
+        parse_config({"connection": {}, "zeta": 1, "alpha": 2}, environ=ENV)
     assert info.value.key == "alpha, zeta"
 
 
 def test_key_written_in_the_file_is_rejected_without_echo() -> None:
-    data = {"server": {"host": "h", "port": 1, "api_key": KEY}}
+    data = {"connection": {"host": "h", "port": 1, "api_key": KEY}}
     with pytest.raises(DaemonConfigError) as info:
         parse_config(data, environ=ENV)
-    assert info.value.key == "server.api_key"
+    assert info.value.key == "connection.api_key"
     assert "api_key_env" in str(info.value)
     assert KEY not in str(info.value)
 
 
 def test_exactly_one_key_source() -> None:
-    both = {"server": {"host": "h", "port": 1, "api_key_env": "HB_KEY", "api_key_file": "/k"}}
-    none = {"server": {"host": "h", "port": 1}}
+    both = {"connection": {"host": "h", "port": 1, "api_key_env": "HB_KEY", "api_key_file": "/k"}}
+    none = {"connection": {"host": "h", "port": 1}}
     for data in (both, none):
         with pytest.raises(DaemonConfigError, match="exactly one"):
             parse_config(data, environ=ENV)
 
 
 def test_missing_environment_variable() -> None:
-    data = {"server": {"host": "h", "port": 1, "api_key_env": "NOPE"}}
+    data = {"connection": {"host": "h", "port": 1, "api_key_env": "NOPE"}}
     with pytest.raises(DaemonConfigError, match="NOPE is not set") as info:
         parse_config(data, environ={})
-    assert info.value.key == "server.api_key_env"
+    assert info.value.key == "connection.api_key_env"
 
 
 def test_invalid_key_value_is_not_echoed() -> None:
-    data = {"server": {"host": "h", "port": 1, "api_key_env": "HB_KEY"}}
+    data = {"connection": {"host": "h", "port": 1, "api_key_env": "HB_KEY"}}
     with pytest.raises(DaemonConfigError) as info:
         parse_config(data, environ={"HB_KEY": "no-colon-secret"})
-    assert info.value.key == "server.api_key_env"
+    assert info.value.key == "connection.api_key_env"
     assert "no-colon-secret" not in str(info.value)
 
 
@@ -251,4 +294,78 @@ def test_unreadable_or_invalid_toml(tmp_path: Path) -> None:
     with pytest.raises(DaemonConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml")
     with pytest.raises(DaemonConfigError, match="not valid TOML"):
-        load_config(write(tmp_path, "[server\nhost = 1"))
+        load_config(write(tmp_path, "[connection\nhost = 1"))
+
+
+ISSUE_EXAMPLE = """\
+[connection]
+host = "127.0.0.1"
+port = 8000
+api_key_env = "HBTRIO_API_KEY"     # or api_key_file = "/run/secrets/hb" (must be readable by the owner only)
+ca_file = "/etc/hbtrio/ca.pem"
+[[subscriptions]]
+type = "order_book"                # order_book | trades | ticker | candles
+exchange = "binance"
+market = "BTC-USDT"
+depth = 10
+[[sinks]]
+type = "jsonl"                     # jsonl to a file (rotated by size) or "-" for stdout
+path = "/var/lib/hbtrio/events.jsonl"
+[http]
+listen = "127.0.0.1:9108"          # /healthz and /metrics
+"""  # noqa: E501
+"""The example of issue 7, verbatim."""
+
+
+def test_the_issue_example_is_accepted(tmp_path: Path) -> None:
+    sink_dir = tmp_path / "var-lib-hbtrio"
+    sink_dir.mkdir()
+    (tmp_path / "ca.pem").write_text("-")
+    text = ISSUE_EXAMPLE.replace("/etc/hbtrio/ca.pem", str(tmp_path / "ca.pem")).replace(
+        "/var/lib/hbtrio/events.jsonl", str(sink_dir / "events.jsonl")
+    )
+    assert text.count(str(tmp_path)) == 2  # only the two paths changed
+    config = load_config(write(tmp_path, text), environ={"HBTRIO_API_KEY": KEY})
+    assert (config.client.host, config.client.port, config.client.api_key) == (
+        "127.0.0.1",
+        8000,
+        KEY,
+    )
+    assert config.client.tls and config.client.ca_file == str(tmp_path / "ca.pem")
+    [spec] = config.subscriptions
+    assert (spec.type, spec.exchange, spec.market, spec.depth) == (
+        "order_book",
+        "binance",
+        "BTC-USDT",
+        10,
+    )
+    [sink] = config.sinks
+    assert (sink.type, sink.path) == ("jsonl", str(sink_dir / "events.jsonl"))
+    assert (config.http.host, config.http.port, config.http.enabled) == ("127.0.0.1", 9108, True)
+    assert KEY not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("listen", "host", "port"),
+    [
+        ("127.0.0.1:9108", "127.0.0.1", 9108),
+        ("localhost:0", "localhost", 0),
+        ("0.0.0.0:65535", "0.0.0.0", 65535),
+        ("[::1]:9108", "::1", 9108),
+        ("metrics.internal.example:80", "metrics.internal.example", 80),
+    ],
+)
+def test_http_listen_addresses(listen: str, host: str, port: int) -> None:
+    import tomllib
+
+    data = tomllib.loads(MINIMAL + f'\n[http]\nlisten = "{listen}"\n')
+    config = parse_config(data, environ=ENV)
+    assert (config.http.host, config.http.port) == (host, port)
+    assert config.http.listen == listen
+
+
+def test_http_can_be_turned_off() -> None:
+    import tomllib
+
+    config = parse_config(tomllib.loads(MINIMAL + "\n[http]\nenabled = false\n"), environ=ENV)
+    assert not config.http.enabled

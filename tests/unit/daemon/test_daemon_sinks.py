@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hbtrio.daemon.config import SinkConfig
-from hbtrio.daemon.sinks import JsonLinesFileSink, StdoutSink, open_sink
+from hbtrio.daemon.sinks import FanoutSink, JsonLinesFileSink, StdoutSink, open_sink, open_sinks
 from hbtrio.events import EVENT_DECODER, ConnectionStateChanged, ErrorEvent, TickerUpdate
 from hbtrio.models import ConnectionState, Ticker
 
@@ -131,6 +131,50 @@ def test_open_sink_chooses_by_path(tmp_path: Path) -> None:
     assert isinstance(file_sink, JsonLinesFileSink)
     assert (file_sink.max_bytes, file_sink.backups) == (5, 1)
     file_sink.close()
+
+
+def test_fanout_writes_every_event_to_every_sink(tmp_path: Path) -> None:
+    rotated, plain = tmp_path / "rotated.jsonl", tmp_path / "plain.jsonl"
+    line = len(open_line(ticker_event(0)))
+    sink = open_sinks(
+        [
+            SinkConfig(path=str(rotated), max_bytes=2 * line, backups=3),
+            SinkConfig(path=str(plain), max_bytes=0),
+        ]
+    )
+    assert isinstance(sink, FanoutSink)
+    for i in range(5):
+        sink.write(ticker_event(i))
+    sink.flush()
+    assert sink.written == 5  # events, not lines
+    decoded = [EVENT_DECODER.decode(x).timestamp for x in plain.read_bytes().splitlines()]
+    assert decoded == [0.0, 1.0, 2.0, 3.0, 4.0]
+    # the rotated sink kept its own size limit: 2 lines per file
+    rotated_lines = [
+        EVENT_DECODER.decode(x).timestamp
+        for name in ("rotated.jsonl.2", "rotated.jsonl.1", "rotated.jsonl")
+        for x in (tmp_path / name).read_bytes().splitlines()
+    ]
+    assert rotated_lines == decoded
+    assert [s.written for s in sink.sinks] == [5, 5]
+    sink.close()
+    sink.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        sink.write(ticker_event(9))
+
+
+def test_open_sinks_one_sink_is_not_wrapped_and_failure_closes_the_opened(
+    tmp_path: Path,
+) -> None:
+    single = open_sinks([SinkConfig(path=str(tmp_path / "one.jsonl"))])
+    assert isinstance(single, JsonLinesFileSink)
+    single.close()
+    with pytest.raises(ValueError, match="no sink"):
+        open_sinks([])
+    with pytest.raises(OSError) as info:
+        open_sinks([SinkConfig(path=str(tmp_path / "ok.jsonl")), SinkConfig(path=str(tmp_path))])
+    assert info.value.filename == str(tmp_path)
+    assert (tmp_path / "ok.jsonl").exists()
 
 
 def open_line(event: TickerUpdate) -> bytes:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +18,15 @@ from hbtrio import ClientConfig
 from hbtrio._errors import AuthenticationFailed, ConnectionFailed, ServerError
 from hbtrio.daemon.config import (
     DaemonConfig,
-    HealthConfig,
+    HttpConfig,
+    SinkConfig,
     SubscriptionSpec,
     SupervisorConfig,
 )
 from hbtrio.daemon.logs import setup_logging
 from hbtrio.daemon.supervisor import EXIT_AUTH, EXIT_OK, Daemon
 from hbtrio.events import (
+    EVENT_DECODER,
     ConnectionStateChanged,
     Event,
     EventEngine,
@@ -127,7 +131,7 @@ def make_config(**supervisor: Any) -> DaemonConfig:
     return DaemonConfig(
         client=ClientConfig(host="127.0.0.1", port=9, api_key="admin:admin", tls=False),
         subscriptions=(SubscriptionSpec("order_book", "binance", "BTC-USDT", depth=5),),
-        health=HealthConfig(enabled=False),
+        http=HttpConfig(enabled=False),
         supervisor=SupervisorConfig(backoff_initial=0.5, backoff_max=4.0, **supervisor),
     )
 
@@ -254,6 +258,27 @@ async def test_stop_is_bounded_when_the_client_hangs(autojump_clock: trio.abc.Cl
         assert sink.closed  # flushed and closed at the stop deadline, not after the hang
     assert "stop took too long" in log.getvalue()
     assert daemon.received == len(sink.events) > 0
+
+
+async def test_every_event_reaches_every_configured_sink(
+    autojump_clock: trio.abc.Clock, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    config = dataclasses.replace(
+        make_config(),
+        sinks=(
+            SinkConfig(path=str(first), max_bytes=0),
+            SinkConfig(path=str(second), max_bytes=0),
+        ),
+    )
+    logger = setup_logging("json", "debug", stream=io.StringIO(), name="test.daemon")
+    daemon = Daemon(config, logger, open_client=FakeServer([]).open_client, handle_signals=False)
+    assert await run_for(daemon, 3.0) == EXIT_OK
+    lines = first.read_bytes().splitlines()
+    assert lines == second.read_bytes().splitlines()
+    assert len(lines) == daemon.received > 20
+    events = [EVENT_DECODER.decode(line) for line in lines]
+    assert sum(isinstance(e, OrderBookUpdate) for e in events) > 20
 
 
 @pytest.fixture(autouse=True)
