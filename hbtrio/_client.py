@@ -10,6 +10,7 @@ nursery owned by :func:`open_client`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import datetime
@@ -1022,10 +1023,15 @@ class Client:
     ) -> AsyncIterator[Order]:
         """Iterate over the account's order history, page by page.
 
-        Orders are de-duplicated by id, and the iteration stops when a page brings
-        nothing new (the real server repeats its first page: every ``next_cursor``
-        is ``"0:"``), when the server says there is no more, or after
-        ``max_pages`` pages. Bound: each page is one call with the usual bound.
+        Orders are de-duplicated by id. Pages follow the server's cursor; when a
+        cursor brings back only orders already seen (the real server repeats its
+        first page: every ``next_cursor`` is ``"0:"``), the next pages are asked for
+        by time instead (created at or before the oldest order seen on the last
+        page), so every order is reached on that server too, at the cost of one
+        repeated page. The iteration stops when a page brings nothing new, when the
+        server says there is no more, or after ``max_pages`` pages (more than
+        ``page_size`` orders created in the same millisecond cannot be paged past
+        on the real server). Bound: each page is one call with the usual bound.
 
         Args:
             start: Earliest creation time.
@@ -1064,8 +1070,15 @@ class Client:
         page_size: int,
         max_pages: int,
     ) -> AsyncGenerator[Order, None]:
+        # The server lists newest first. When a cursor brings back only orders already
+        # seen (the real server's every cursor is "0:"), the cursor is given up and the
+        # next page is asked for by time instead: created at or before the oldest
+        # order of the last page (the boundary millisecond included, duplicates
+        # dropped). The iteration ends when a page brings nothing new.
         seen: set[str] = set()
         cursor: str | None = None
+        cursors_work = True
+        end_ms = to_millis(end)
         for _ in range(max_pages):
             page = await self._rest.call(
                 wire.build_order_search(
@@ -1074,7 +1087,7 @@ class Client:
                     markets=None if market is None else [market],
                     status=status,
                     start_ms=to_millis(start),
-                    end_ms=to_millis(end),
+                    end_ms=end_ms,
                     limit=page_size,
                     cursor=cursor,
                 ),
@@ -1084,9 +1097,20 @@ class Client:
             for order in new:
                 seen.add(order.order_id)
                 yield order
-            if not new or not page.has_more or not page.next_cursor:
+            if not page.has_more:
                 return
-            cursor = page.next_cursor
+            if new and cursors_work and page.next_cursor:
+                cursor = page.next_cursor
+                continue
+            if not new and cursor is None:
+                return  # asked by time and nothing new: nothing more to reach
+            cursors_work = cursors_work and bool(new)
+            oldest = min((o.created_at for o in page.items if o.created_at), default=None)
+            if oldest is None:
+                return
+            boundary = math.ceil(oldest * 1000)
+            end_ms = boundary if end_ms is None else min(end_ms, boundary)
+            cursor = None
 
     async def get_trades(
         self,

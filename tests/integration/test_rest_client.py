@@ -287,25 +287,10 @@ async def test_iter_order_history_small_pages(client: Client, sim_q: SimInfo, qu
         assert searches == 3
     else:
         # The real server's defect: every next_cursor is "0:", page 2 repeats page 1;
-        # the client de-duplicates and stops at the page that brings nothing new.
-        assert seen == newest_first[:3]
-        assert searches == 2
-
-
-@pytest.mark.xfail(
-    reason="library gap: against the real server's repeated cursor iter_order_history "
-    "stops after the first page (see the report: narrow end_time instead)",
-    strict=True,
-)
-async def test_iter_order_history_reaches_every_order_despite_repeated_cursor(
-    nursery: trio.Nursery, sim_cert_dir: Path
-) -> None:
-    info = await start_sim(nursery, cert_dir=sim_cert_dir, quirks="real", book_change_rate=0)
-    async with open_client(client_config(info, timeout=3.0), streaming=False) as client:
-        ids = await place_resting(client, 7)
-        with trio.fail_after(5):
-            seen = [o.order_id async for o in client.iter_order_history(page_size=3)]
-    assert sorted(seen) == sorted(ids)
+        # the client then asks by time (created at or before the oldest order seen)
+        # and still reaches every order exactly once: 3 new, repeat, 2 new, 2 new.
+        assert seen == newest_first
+        assert searches == 4
 
 
 async def test_position_action_reaches_the_server(client: Client, sim_q: SimInfo) -> None:

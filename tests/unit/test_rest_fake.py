@@ -149,6 +149,10 @@ class FakeServer:
                 rows = self._filter(list(self.orders.values()), body)
                 if body.get("status"):
                     rows = [o for o in rows if o["status"] == body["status"]]
+                if body.get("end_time") is not None:  # milliseconds, inclusive
+                    rows = [o for o in rows if o["created_at"] * 1000 <= body["end_time"]]
+                if self.repeat_search_cursor:  # the real server: newest first
+                    rows.sort(key=lambda o: o["created_at"], reverse=True)
                 return self._page(rows, body, repeat=self.repeat_search_cursor)
             if route == "/trading/trades":
                 return self._page(self._filter(self.fills, body), body, repeat=False)

@@ -664,16 +664,19 @@ async def test_iter_order_history_dedups_repeated_cursor(
     client: Client, server: FakeServer
 ) -> None:
     server.repeat_search_cursor = True  # the real server: every next_cursor is "0:"
-    for _ in range(4):
-        server.add_order(status="CANCELLED")
+    for i in range(5):
+        server.add_order(status="CANCELLED", created_at=1_700_000_000.0 + i * 0.0105)
     seen = [o.order_id async for o in client.iter_order_history(page_size=10)]
-    assert len(seen) == len(set(seen)) == 4
+    assert len(seen) == len(set(seen)) == 5
     assert paths(server).count("/trading/orders/search") == 1
     server.page_size_cap = 2
     server.calls.clear()
     seen = [o.order_id async for o in client.iter_order_history(page_size=2)]
-    assert len(seen) == 2  # page 2 repeats page 1: nothing new, stop
-    assert paths(server).count("/trading/orders/search") == 2
+    # page 2 by cursor repeats page 1: the rest is asked for by time, each order once
+    assert sorted(seen) == sorted(server.orders) and len(seen) == 5
+    searches = [c.body for c in server.calls if c.path == "/trading/orders/search"]
+    assert [b.get("cursor") for b in searches] == [None, "0:", None, None, None]
+    assert searches[2]["end_time"] == 1_700_000_000_032  # oldest of page 1, ms rounded up
 
 
 async def test_iter_order_history_follows_working_cursors(
