@@ -10,11 +10,18 @@ Rules, as on the real Hummingbot API (protocol.md sections 2 and 5):
 * Synchronous rejections (:class:`RequestRejected`) carry the HTTP status and the
   exact ``detail`` text of the real server: unknown account, unsupported pair,
   missing price, size or notional below the trading rule.
-* Price and amount are quantized *down* to the rule's increments, not rejected.
+* Price and amount are quantized *down* to the rule's increments, not rejected;
+  the minimum size and notional are then checked on the quantized values, as
+  the real server does (see :meth:`Engine.check_request`).
 * Exchange-side failures are asynchronous: the order is accepted, then ends
   ``FAILED`` with ``error_message`` (``Insufficient balance: ...``,
   ``Order price is outside the allowed range: ...``, or, for a ``LIMIT_MAKER``
   that would cross, ``Order would immediately match and take: ...``).
+* A ``MARKET`` order fills against the book up to its amount; what the book
+  cannot fill is cancelled (``CANCELLED`` with ``filled_amount < amount``, like
+  an immediate-or-cancel order), on both sides. Its balance check is for the
+  most it can take out of the wallet: a sell needs its amount of base, a buy the
+  cost (fee included) of what the asks can fill.
 * Fees: a flat rate on the quote amount of every fill, paid in the quote token
   by both maker and taker (default 0.1 %).
 * Reservations: a resting ``BUY`` reserves ``price * amount * (1 + fee)`` quote,
@@ -686,8 +693,16 @@ class Engine:
         order_type: str,
         amount: Decimal,
         price: Decimal | None,
-    ) -> Market:
+    ) -> tuple[Market, Decimal, Decimal | None]:
         """Run the synchronous checks of ``POST /trading/orders``.
+
+        As the real server does, the amount and price are quantized down to the
+        rule's increments *first*; the minimum order size is then checked on the
+        quantized amount, and the minimum notional on quantized price times
+        quantized amount (for a market order: the best bid, Hummingbot's
+        ``get_price(pair, is_buy=False)``, times the quantized amount; the last
+        trade price when there is no bid). So ``0.0000839`` BTC at ``60000`` is
+        refused: it would be ``0.00008`` BTC, a notional of ``4.8`` below ``5``.
 
         Args:
             account: Account name.
@@ -698,7 +713,8 @@ class Engine:
             price: Requested price.
 
         Returns:
-            The market.
+            ``(market, quantized amount, quantized price)``; the price is ``None``
+            for market orders.
 
         Raises:
             RequestRejected: With the real server's status and text.
@@ -724,22 +740,29 @@ class Engine:
                 f"Supported types: {', '.join(ORDER_TYPES)}",
             )
         rule = market.spec.rule
-        if amount < rule.min_order_size:
+        q_amount = quantize_down(amount, rule.min_base_amount_increment)
+        if q_amount < rule.min_order_size:
             raise RequestRejected(
                 400,
-                f"Order amount {amount} is below minimum order size "
+                f"Order amount {q_amount:f} is below minimum order size "
                 f"{rule.min_order_size} for {trading_pair}",
             )
-        ref = price if price is not None else market.mid()
-        notional = amount * ref
+        q_price: Decimal | None
+        if order_type == MARKET or price is None:
+            q_price = None
+            best_bid = market.book.best_bid()
+            ref = best_bid if best_bid is not None else market.last_price
+        else:
+            q_price = ref = quantize_down(price, rule.min_price_increment)
+        notional = ref * q_amount
         if notional < rule.min_notional_size:
             raise RequestRejected(
                 400,
-                f"Order notional value {notional} is below minimum notional size "
+                f"Order notional value {notional:f} is below minimum notional size "
                 f"{rule.min_notional_size} for {trading_pair}. "
                 "Increase the amount or price to meet the minimum requirement.",
             )
-        return market
+        return market, q_amount, q_price
 
     def place(
         self,
@@ -773,22 +796,19 @@ class Engine:
             RequestRejected: A synchronous rejection.
         """
         internal = account == MAKER_ACCOUNT
+        q_price: Decimal | None
         if internal:
             market = self.markets[(connector, trading_pair)]
+            rule = market.spec.rule
+            q_amount = quantize_down(amount, rule.min_base_amount_increment)
+            q_price = (
+                None
+                if order_type == MARKET or price is None
+                else quantize_down(price, rule.min_price_increment)
+            )
         else:
-            market = self.check_request(account, connector, trading_pair, order_type, amount, price)
-        rule = market.spec.rule
-        q_amount = quantize_down(amount, rule.min_base_amount_increment)
-        q_price = (
-            None
-            if order_type == MARKET or price is None
-            else quantize_down(price, rule.min_price_increment)
-        )
-        if not internal and q_amount < rule.min_order_size:
-            raise RequestRejected(
-                400,
-                f"Order amount {q_amount} is below minimum order size "
-                f"{rule.min_order_size} for {trading_pair}",
+            market, q_amount, q_price = self.check_request(
+                account, connector, trading_pair, order_type, amount, price
             )
         now = self.clock()
         self._seq += 1
@@ -915,16 +935,22 @@ class Engine:
             need = order.amount
             token = spec.base
         available = wallet.total.get(token, _ZERO) - wallet.reserved.get(token, _ZERO)
-        if need is None or need > available:
-            shown = "more than the book holds" if need is None else f"{need.normalize():f}"
+        if need > available:
             return (
-                f"Insufficient balance: {order.side} {order.amount} {pair} needs {shown} "
-                f"{token}, available {available.normalize():f} {token}"
+                f"Insufficient balance: {order.side} {order.amount} {pair} needs "
+                f"{need.normalize():f} {token}, available {available.normalize():f} {token}"
             )
         return None
 
-    def _buy_cost(self, market: Market, order: SimOrder) -> Decimal | None:
-        """Quote a buy needs, fee included (``None``: the book cannot fill a market buy)."""
+    def _buy_cost(self, market: Market, order: SimOrder) -> Decimal:
+        """Quote a buy can spend at most, fee included.
+
+        A limit buy: ``price * amount`` plus fee. A market buy: the cost of what
+        the asks can fill of it, plus fee. A market order larger than the book
+        fills what the book holds and the rest is cancelled, on both sides; so
+        a market buy, like a market sell (which needs its whole amount of base),
+        needs the most it can take out of the wallet.
+        """
         if order.price is not None:
             return order.price * order.amount * (_ONE + self.fee_rate)
         remaining = order.amount
@@ -936,8 +962,6 @@ class Engine:
             remaining -= qty
             if not remaining:
                 break
-        if remaining:
-            return None
         return cost * (_ONE + self.fee_rate)
 
     def _reserve(self, market: Market, order: SimOrder) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,16 @@ async def test_rules_quantize_and_reject(sim: SimInfo, sim_http: RawHTTP) -> Non
     small = await sim_http.post("/trading/orders", order(amount="0.000001"))
     assert small.status == 400
     assert small.json()["detail"] == (
-        "Order amount 0.000001 is below minimum order size 0.00001 for BTC-USDT"
+        "Order amount 0.00000 is below minimum order size 0.00001 for BTC-USDT"
     )
     notional = await sim_http.post("/trading/orders", order(amount="0.00005", price="60000"))
     assert notional.json()["detail"].startswith("Order notional value 3.00000 is below minimum")
+    # checked on the quantized values, as the real server does: 0.0000839 * 60000 is
+    # 5.03, but the order would be 0.00008 BTC, a notional of 4.8 below the minimum 5
+    quantized = await sim_http.post("/trading/orders", order(amount="0.0000839", price="60000"))
+    assert quantized.status == 400
+    assert quantized.json()["detail"].startswith("Order notional value 4.80000 is below minimum")
+    assert [e.order_id for e in sim.state.order_log] == [oid]
     nobody = await sim_http.post("/trading/orders", order(account_name="ghost"))
     assert (nobody.status, nobody.json()) == (404, {"detail": "Account 'ghost' not found"})
     no_price = await sim_http.post("/trading/orders", order(order_type="LIMIT", price=None))
@@ -112,6 +119,40 @@ async def test_rules_quantize_and_reject(sim: SimInfo, sim_http: RawHTTP) -> Non
     assert wrong.headers["www-authenticate"] == "Basic"
     tickers = await sim_http.get("/market-data/tickers/binance")
     assert tickers.status == 200 and tickers.json()["count"] == 2
+
+
+async def test_market_orders_larger_than_the_book_fill_it_then_cancel(
+    nursery: trio.Nursery, sim_cert_dir: Path
+) -> None:
+    # a still market (no book changes): the depth read is the depth the order meets
+    info = await start_sim(nursery, cert_dir=sim_cert_dir, book_change_rate=0)
+    http = RawHTTP(info)
+    try:
+        for side, opposite in (("BUY", "asks"), ("SELL", "bids")):
+            book = (
+                await http.post(
+                    "/market-data/order-book",
+                    {"connector_name": "binance", "trading_pair": "BTC-USDT", "depth": 1000},
+                )
+            ).json()
+            depth = sum((Decimal(str(level["amount"])) for level in book[opposite]), Decimal(0))
+            amount = depth + Decimal("0.5")
+            placed = await http.post("/trading/orders", order(side, price=None, amount=str(amount)))
+            assert placed.status == 201, placed.body
+            oid = placed.json()["order_id"]
+            history = (await http.post("/trading/orders/search", {"limit": 10})).json()["data"]
+            item = next(o for o in history if o["order_id"] == oid)
+            # the same on both sides: what the book holds fills, the rest is cancelled
+            assert (item["status"], item["error_message"]) == ("CANCELLED", None), item
+            assert Decimal(str(item["filled_amount"])) == depth
+            assert Decimal(str(item["amount"])) == amount
+            fills = (await http.post("/trading/trades", {"limit": 1000})).json()["data"]
+            filled = sum(
+                (Decimal(str(f["amount"])) for f in fills if f["order_id"] == oid), Decimal(0)
+            )
+            assert filled == depth
+    finally:
+        await http.aclose()
 
 
 async def test_real_quirks(nursery: trio.Nursery, sim_cert_dir: Path) -> None:

@@ -102,8 +102,9 @@ def test_synchronous_rejections_have_exact_texts() -> None:
     )
     with pytest.raises(RequestRejected) as info:
         engine.place("alice", "binance", "BTC-USDT", "BUY", "LIMIT", D("0.000001"), D(60000))
+    # the real server quantizes first and shows the quantized amount
     assert info.value.detail == (
-        "Order amount 0.000001 is below minimum order size 0.00001 for BTC-USDT"
+        "Order amount 0.00000 is below minimum order size 0.00001 for BTC-USDT"
     )
     with pytest.raises(RequestRejected) as info:
         engine.place("alice", "binance", "BTC-USDT", "BUY", "LIMIT", D("0.00002"), D(60000))
@@ -111,6 +112,89 @@ def test_synchronous_rejections_have_exact_texts() -> None:
     assert info.value.detail == (
         "Order notional value 1.20000 is below minimum notional size 5 for BTC-USDT. "
         "Increase the amount or price to meet the minimum requirement."
+    )
+
+
+def test_minimums_are_checked_on_quantized_values() -> None:
+    engine = make_engine()
+    # 0.0000839 * 60000 = 5.034 >= 5, but it is quantized to 0.00008: notional 4.8 < 5
+    with pytest.raises(RequestRejected) as info:
+        engine.place("alice", "binance", "BTC-USDT", "BUY", "LIMIT", D("0.0000839"), D(60000))
+    assert info.value.status == 400
+    assert info.value.detail.startswith(
+        "Order notional value 4.80000 is below minimum notional size 5 for BTC-USDT."
+    )
+    # the price is quantized too: 0.0001 * 49999.999 = 4.9999999 -> 49999.99 * 0.0001
+    with pytest.raises(RequestRejected) as info:
+        engine.place("alice", "binance", "BTC-USDT", "BUY", "LIMIT", D("0.0001"), D("49999.999"))
+    assert info.value.detail.startswith("Order notional value 4.999999 is below")
+    # the size: 0.0000199 is 0.00001 once quantized (accepted), 0.0000099 is 0.00000
+    with pytest.raises(RequestRejected) as info:
+        engine.place("alice", "binance", "BTC-USDT", "BUY", "LIMIT", D("0.0000099"), D(600000))
+    assert info.value.detail.startswith("Order amount 0.00000 is below minimum order size")
+    assert engine.order_list == []  # nothing was created
+    # exactly at the minimum once quantized: accepted, and it rests with notional >= 5
+    ok = engine.place("alice", "binance", "BTC-USDT", "BUY", "LIMIT", D("0.0000839"), D(62500))
+    assert ok.status == "OPEN" and ok.amount == D("0.00008")
+    assert ok.price is not None and ok.price * ok.amount >= BTC_USDT_RULE.min_notional_size
+
+
+def test_market_order_notional_uses_best_bid() -> None:
+    engine = make_engine()
+    engine.place("bob", "binance", "BTC-USDT", "BUY", "LIMIT", D(1), D(50000))
+    engine.place("bob", "binance", "BTC-USDT", "SELL", "LIMIT", D(1), D(70000))
+    # mid 60000 would pass (0.00009 * 60000 = 5.4); Hummingbot prices it at the best bid
+    with pytest.raises(RequestRejected) as info:
+        engine.place("alice", "binance", "BTC-USDT", "SELL", "MARKET", D("0.00009"))
+    assert info.value.detail.startswith("Order notional value 4.50000 is below")
+    sold = engine.place("alice", "binance", "BTC-USDT", "SELL", "MARKET", D("0.0001"))
+    assert sold.status == "FILLED"
+
+
+@pytest.mark.parametrize("side", ["BUY", "SELL"])
+def test_market_order_larger_than_the_book_fills_it_then_cancels_the_rest(side: str) -> None:
+    engine = make_engine()
+    maker_side = "SELL" if side == "BUY" else "BUY"
+    for price, amount in ((D(60000), D("0.5")), (D(60010) if side == "BUY" else D(59990), D(1))):
+        engine.place("bob", "binance", "BTC-USDT", maker_side, "LIMIT", amount, price)
+    before = engine.balances("alice", "binance")
+    order = engine.place("alice", "binance", "BTC-USDT", side, "MARKET", D(2))
+    assert order.status == "CANCELLED"
+    assert order.error_message is None
+    assert order.filled == D("1.5") and order.amount == D(2)
+    bids, asks = engine.market("binance", "BTC-USDT").book.levels(10)
+    assert (asks if side == "BUY" else bids) == []  # the whole opposite side was taken
+    after = engine.balances("alice", "binance")
+    quote = D("0.5") * 60000 + (D(60010) if side == "BUY" else D(59990))
+    fee = quote * D("0.001")
+    sign = 1 if side == "BUY" else -1
+    assert after["BTC"] == (before["BTC"][0] + sign * D("1.5"),) * 2
+    assert after["USDT"] == (before["USDT"][0] - sign * quote - fee,) * 2
+    assert [f.amount for f in engine.fills if f.order_id == order.order_id] == [D("0.5"), D(1)]
+
+
+@pytest.mark.parametrize("side", ["BUY", "SELL"])
+def test_market_order_into_an_empty_side_is_cancelled_unfilled(side: str) -> None:
+    engine = make_engine()
+    # one level on the *same* side gives a price for the notional check, none opposite
+    engine.place("bob", "binance", "BTC-USDT", "BUY", "LIMIT", D(1), D(59000))
+    if side == "SELL":
+        engine.cancel_order(engine.order_list[-1])
+        engine.place("bob", "binance", "BTC-USDT", "SELL", "LIMIT", D(1), D(61000))
+    order = engine.place("alice", "binance", "BTC-USDT", side, "MARKET", D("0.01"))
+    assert (order.status, order.filled, order.error_message) == ("CANCELLED", D(0), None)
+
+
+def test_market_buy_beyond_balance_still_fails() -> None:
+    engine = make_engine()
+    engine.place("bob", "binance", "BTC-USDT", "SELL", "LIMIT", D(5), D(60000))
+    engine.place("bob", "binance", "BTC-USDT", "BUY", "LIMIT", D(1), D(59990))
+    # 5 BTC at 60000 = 300,000 USDT: fine; make alice poorer than that first
+    engine.wallets[("alice", "binance")].total["USDT"] = D(100_000)
+    order = engine.place("alice", "binance", "BTC-USDT", "BUY", "MARKET", D(10))
+    assert order.status == "FAILED" and order.filled == 0
+    assert order.error_message == (
+        "Insufficient balance: BUY 10 BTC-USDT needs 300300 USDT, available 100000 USDT"
     )
 
 
