@@ -85,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--latency-ms",
         type=_non_negative,
         default=0.0,
-        help="milliseconds added to every REST answer",
+        help="milliseconds added to every answer: each REST response and each "
+        "WebSocket message (greeting, acks, pongs, heartbeats, pushes); not to handshakes",
     )
     parser.add_argument(
         "--error-rate",

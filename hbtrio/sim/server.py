@@ -113,7 +113,10 @@ async def serve(
         heartbeat_interval: Seconds between WebSocket heartbeats.
         min_update_interval: Lowest WebSocket ``update_interval`` (0 allowed).
         book_change_rate: Book changes per second per market.
-        latency_ms: Milliseconds added before every REST answer.
+        latency_ms: Milliseconds added before every answer: each REST response
+            and each WebSocket message (greeting, acks, pongs, heartbeats,
+            pushes, errors), pipelined (the rate is not capped). TCP, TLS and
+            WebSocket handshakes are not delayed.
         error_rate: Share of REST answers that are a 503 (request not processed)
             or a 500 (request processed, answer lost).
         drop_ws_after_s: Close every WebSocket (1001) after this many seconds.

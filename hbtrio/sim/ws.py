@@ -13,6 +13,14 @@ one push task per subscription (ids ``order_book_{C}_{P}``, ``trades_{C}_{P}``,
 order-book subscription sends a snapshot after every book change, as fast as
 the connection takes them (changes that happen while a send is blocked are
 coalesced into the next snapshot).
+
+With ``latency_ms`` set, every message the server sends (the ``connected``
+greeting, acks, pongs, heartbeats, pushes, errors, the authentication failure)
+leaves that many milliseconds after it was produced (its ``timestamp`` is the
+production time). Messages go through a per-session delay line, in order and
+pipelined: the delay is added to each message, it does not cap the message
+rate. The handshake itself and the closing frame are not delayed. At 0 (the
+default, and what the stream benchmarks use) messages are sent directly.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder()
 GOING_AWAY: Final = 1001
 AUTH_FAILED: Final = 4001
+#: Messages a session's delay line holds before producers wait (``latency_ms`` > 0).
+DELAY_LINE_SIZE: Final = 1024
 
 
 class MarketSignals:
@@ -106,6 +116,10 @@ class _Session:
         self.client_gone = False
         self.subs: dict[str, trio.CancelScope] = {}
         self.nursery: trio.Nursery | None = None
+        self.delay = state.settings.latency_ms / 1000
+        self._line_in, self._line_out = trio.open_memory_channel[tuple[float, str]](
+            DELAY_LINE_SIZE if self.delay > 0 else 0
+        )
 
     def request_close(self, code: int) -> None:
         if self.close_code is None:
@@ -118,6 +132,20 @@ class _Session:
             await trio.lowlevel.checkpoint()
             return
         data = _encoder.encode(message).decode()
+        if self.delay > 0:
+            await self._line_in.send((trio.current_time() + self.delay, data))
+            return
+        await self._emit(data)
+
+    async def delay_line(self) -> None:
+        """Send each queued message once its delay (``latency_ms``) has passed."""
+        async for due, data in self._line_out:
+            await trio.sleep_until(due)
+            if self.close_code is not None:
+                return
+            await self._emit(data)
+
+    async def _emit(self, data: str) -> None:
         try:
             async with self._lock:
                 await self._send({"type": "websocket.send", "text": data})
@@ -389,6 +417,8 @@ async def market_data_session(
         return
     await send({"type": "websocket.accept"})
     if not _authenticate(state, scope):
+        if state.settings.latency_ms > 0:
+            await trio.sleep(state.settings.latency_ms / 1000)
         await send(
             {
                 "type": "websocket.send",
@@ -406,6 +436,8 @@ async def market_data_session(
             session.nursery = nursery
             if session.close_code is not None:
                 nursery.cancel_scope.cancel()
+            if session.delay > 0:
+                nursery.start_soon(session.delay_line)
             await session.send(
                 {
                     "type": "connected",

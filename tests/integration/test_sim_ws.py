@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -223,3 +224,64 @@ async def test_drop_after_messages(nursery: trio.Nursery, sim_cert_dir: Any) -> 
         await ws.send_message('{"action":"ping"}')
         assert (await recv(ws))["type"] == "pong"
         await expect_close(ws, 1001)
+
+
+async def test_latency_delays_every_websocket_message_without_capping_the_rate(
+    nursery: trio.Nursery, sim_cert_dir: Any
+) -> None:
+    latency = 0.2
+    info = await start_sim(
+        nursery,
+        cert_dir=sim_cert_dir,
+        latency_ms=latency * 1000,
+        min_update_interval=0,
+        book_change_rate=50,
+    )
+    async with await connect(info) as ws:
+        opened = trio.current_time()
+        await recv_type(ws, "connected")
+        assert trio.current_time() - opened >= latency  # the greeting
+
+        asked = trio.current_time()
+        for _ in range(5):
+            await ws.send_message('{"action":"ping"}')
+        arrivals = []
+        while len(arrivals) < 5:
+            if (await recv(ws))["type"] == "pong":
+                arrivals.append(trio.current_time() - asked)
+        assert min(arrivals) >= latency  # every pong is delayed
+        assert max(arrivals) < 2 * latency  # pipelined: not 5 x latency one after another
+
+        asked = trio.current_time()
+        await ws.send_message(
+            json.dumps(
+                {
+                    "action": "subscribe",
+                    "type": "order_book",
+                    "connector": "binance",
+                    "trading_pair": "BTC-USDT",
+                    "depth": 3,
+                    "update_interval": 0,
+                }
+            )
+        )
+        assert (await recv_type(ws, "subscribed"))[
+            "subscription_id"
+        ] == "order_book_binance_BTC-USDT"
+        assert trio.current_time() - asked >= latency  # the ack
+        push = await recv_type(ws, "order_book")
+        assert time.time() - push["timestamp"] >= latency - 0.01  # stamped, then delayed
+        count = 0
+        with trio.move_on_after(0.5):
+            while True:
+                if (await recv(ws))["type"] == "order_book":
+                    count += 1
+        assert count > 10  # 50 changes/s keep flowing: the delay does not cap the rate
+
+    async with open_websocket_url(
+        ws_url(info, "username=admin&password=nope"), ssl_context=ssl_context_for(info)
+    ) as ws:
+        opened = trio.current_time()
+        assert await recv(ws) == {"type": "error", "message": "Authentication failed"}
+        assert trio.current_time() - opened >= latency
+        await expect_close(ws, 4001)
