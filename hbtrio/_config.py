@@ -16,7 +16,12 @@ from ._validation import ACCOUNT_RE
 
 __all__ = ["ClientConfig"]
 
-_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")  # used with fullmatch
+_SCOPE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # an IPv6 zone: an interface name or index
+_HOST_RULE = (
+    "must be a hostname or IP address only (letters, digits, '-' and '.'; "
+    "no scheme, port, path, whitespace or control characters)"
+)
 
 
 def _check_host(host: object) -> str:
@@ -28,14 +33,13 @@ def _check_host(host: object) -> str:
     except ValueError:
         pass
     else:
+        _, zone_sep, zone = candidate.partition("%")
+        if zone_sep and not _SCOPE_ID.fullmatch(zone):
+            raise ConfigError("host", _HOST_RULE)
         return candidate
     labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
-    if len(host) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in labels):
-        raise ConfigError(
-            "host",
-            "must be a hostname or IP address only (letters, digits, '-' and '.'; "
-            "no scheme, port, path, whitespace or control characters)",
-        )
+    if len(host) > 253 or not all(_HOSTNAME_LABEL.fullmatch(label) for label in labels):
+        raise ConfigError("host", _HOST_RULE)
     return host
 
 

@@ -229,6 +229,9 @@ def check_enum(value: object, enum_type: type[E], argument: str) -> E:
     raise InputValidationError(argument, f"must be one of {allowed}")
 
 
+_MAX_EPOCH_SECONDS = 32503680000.0  # 3000-01-01T00:00:00Z
+
+
 def to_epoch_seconds(value: object, argument: str) -> float | None:
     """Convert a time argument to epoch seconds.
 
@@ -246,16 +249,25 @@ def to_epoch_seconds(value: object, argument: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
+        try:
+            offset = None if value.tzinfo is None else value.utcoffset()
+            seconds = value.timestamp() if offset is not None else math.nan
+        except Exception:  # a broken tzinfo, or a time before the epoch on some OSes
+            raise InputValidationError(
+                argument, "datetime must be timezone-aware and convertible"
+            ) from None
+        if offset is None:
             raise InputValidationError(argument, "datetime must be timezone-aware")
-        return value.timestamp()
+        if not 0 <= seconds <= _MAX_EPOCH_SECONDS:
+            raise InputValidationError(argument, "must be a time between 1970 and 3000")
+        return seconds
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputValidationError(argument, "must be an aware datetime or epoch seconds")
     try:
         seconds = float(value)
     except OverflowError:  # an int too large for a float
         seconds = math.inf
-    if not math.isfinite(seconds) or seconds < 0 or seconds > 32503680000:
+    if not math.isfinite(seconds) or seconds < 0 or seconds > _MAX_EPOCH_SECONDS:
         raise InputValidationError(argument, "must be epoch seconds between 1970 and 3000")
     return seconds
 

@@ -36,7 +36,6 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 _EXTRAS: dict[str, str] = {
     "hypercorn": "sim",
     "trustme": "sim",
-    "prometheus_client": "daemon",
     "matplotlib": "bench",
     "psutil": "bench",
     "hummingbot_api_client": "bench",
@@ -51,7 +50,7 @@ class MissingExtra(Exception):
 
     Args:
         command: The command being run.
-        extra: The name of the extra to install (``sim``, ``daemon``, ...).
+        extra: The name of the extra to install (``sim``, ``bench``, ...).
     """
 
     def __init__(self, command: str, extra: str) -> None:

@@ -1,4 +1,4 @@
-"""``hbtrio daemon``: the supervised background client (``pip install hbtrio[daemon]``).
+"""``hbtrio daemon``: the supervised background client.
 
 Modules: :mod:`~hbtrio.daemon.config` (TOML configuration),
 :mod:`~hbtrio.daemon.sinks` (JSON Lines sinks), :mod:`~hbtrio.daemon.metrics`

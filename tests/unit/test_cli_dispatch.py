@@ -61,17 +61,6 @@ def test_missing_extra_is_one_clear_line(
     assert "Traceback" not in err
 
 
-def test_missing_daemon_extra_names_it(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def fake_import(name: str) -> None:
-        raise ModuleNotFoundError("No module named 'prometheus_client'", name="prometheus_client")
-
-    monkeypatch.setattr(importlib, "import_module", fake_import)
-    assert cli.main(["daemon", "--config", "x"]) == 2
-    assert "install hbtrio[daemon]" in capsys.readouterr().err
-
-
 def test_other_import_errors_are_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
     def fake_import(name: str) -> None:
         raise ModuleNotFoundError("No module named 'nonsense'", name="nonsense")

@@ -67,6 +67,16 @@ bad_hosts = st.one_of(
     st.none(),
     st.just("-bad.example"),
     st.just("a" * 64 + ".com"),
+    st.builds(lambda h, end: h + end, hostnames, st.sampled_from(["\n", "\r\n", " "])),
+    st.builds(
+        lambda zone: f"fe80::1%{zone}",
+        st.text(min_size=1).filter(
+            lambda z: (
+                any(not (c.isascii() and c.isalnum()) for c in z)
+                and any(c in z for c in ' \r\n"?#/%:@')
+            )
+        ),
+    ),
 )
 bad_ports = st.one_of(
     st.integers(max_value=0),

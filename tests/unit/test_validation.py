@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -207,3 +207,27 @@ def test_markets_list() -> None:
         v.check_markets("BTC-USDT")
     with pytest.raises(InputValidationError):
         v.check_markets(["BTC-USDT", "bad pair"])
+
+
+offsets = st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))
+
+
+@given(st.datetimes(timezones=st.builds(timezone, offsets)))
+def test_any_aware_datetime_is_converted_in_range_or_refused(moment: datetime) -> None:
+    try:
+        seconds = v.to_epoch_seconds(moment, "start")
+    except InputValidationError as exc:
+        assert exc.argument == "start"
+        assert not 0 <= moment.timestamp() <= 32503680000
+    else:
+        assert seconds == moment.timestamp()
+        assert seconds is not None and 0 <= seconds <= 32503680000
+
+
+def test_a_datetime_whose_tzinfo_fails_is_an_input_error() -> None:
+    class Broken(tzinfo):
+        def utcoffset(self, dt: datetime | None) -> timedelta:
+            raise RuntimeError("broken zone")
+
+    with pytest.raises(InputValidationError):
+        v.to_epoch_seconds(datetime(2024, 1, 1, tzinfo=Broken()), "start")
