@@ -21,7 +21,14 @@ import msgspec
 import trio
 
 from ._actors.http import HttpPool
-from ._actors.rest import MATCH_SLACK, AmbiguousOutcome, RestActor, Transport, match_order
+from ._actors.rest import (
+    MATCH_SLACK,
+    AmbiguousOutcome,
+    RequestObserver,
+    RestActor,
+    Transport,
+    match_order,
+)
 from ._actors.streams import DEFAULT_BUFFER, StreamingSupervisor
 from ._actors.tracker import TrackerActor
 from ._actors.transport import Dialer
@@ -1386,6 +1393,7 @@ async def open_client(
     rejections: RejectionTable | None = None,
     streaming: bool = True,
     dialer: Dialer | None = None,
+    request_observer: RequestObserver | None = None,
 ) -> AsyncIterator[Client]:
     """Open a client: an async context manager owning a nursery with its actors.
 
@@ -1409,6 +1417,15 @@ async def open_client(
         streaming: Start the WebSocket side (subscriptions, connection state, order
             tracker). ``False`` gives a REST-only client.
         dialer: WebSocket dialer to use instead of the TLS one (tests).
+        request_observer: Called after every REST request attempt (orders,
+            tracker polls, market data, the start-up check) with
+            ``(method, endpoint, seconds, outcome)``: ``endpoint`` is the path
+            template (``/trading/orders``, ``/connectors/{connector}/trading-rules``;
+            never ids or query strings), ``outcome`` is ``"ok"``, the status code
+            of another answer (``"503"``) or the exception class name when there
+            was no answer (``"ConnectionFailed"``). It runs synchronously on the
+            request path, so it must be quick; an exception it raises is logged
+            and ignored. ``None`` (the default) costs nothing.
 
     Yields:
         The client.
@@ -1424,7 +1441,7 @@ async def open_client(
     own_engine = engine is None
     events = engine if engine is not None else EventEngine()
     pool: Transport = transport if transport is not None else HttpPool(config)
-    rest = RestActor(config, pool, rejections=rejections)
+    rest = RestActor(config, pool, rejections=rejections, observer=request_observer)
     client = Client(config, rest, events)
     if streaming:
         tracker = TrackerActor(

@@ -173,9 +173,8 @@ class SupervisorConfig:
         backoff_max: Cap of the (doubling, jittered) delay, seconds.
         stop_timeout: Seconds a graceful stop may take before the rest is abandoned.
         buffer: Event buffer of the daemon's subscription to the event engine.
-        probe_interval: Seconds between timed ``server_info`` requests that feed
-            the latency histogram and catch a server that stopped answering
-            (``0``: no probe).
+        probe_interval: Seconds between ``server_info`` requests that catch a
+            server that stopped answering (``0``: no probe).
     """
 
     backoff_initial: float = 0.5

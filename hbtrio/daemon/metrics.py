@@ -136,8 +136,9 @@ class DaemonMetrics:
         )
         self._latency = Histogram(
             "hbtrio_request_latency_seconds",
-            "Latency of requests the daemon made, by operation",
-            ["operation"],
+            "Latency of each REST request attempt the client made, by method, "
+            "endpoint (path template) and outcome",
+            ["method", "endpoint", "outcome"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -208,14 +209,20 @@ class DaemonMetrics:
         self.restarts += 1
         self._restarts.inc()
 
-    def observe_latency(self, operation: str, seconds: float) -> None:
-        """Record the latency of one request.
+    def observe_request(self, method: str, endpoint: str, seconds: float, outcome: str) -> None:
+        """Record one REST request attempt (a :data:`~hbtrio._actors.rest.RequestObserver`).
+
+        Passed to :func:`hbtrio.open_client` as ``request_observer``, so every
+        request of the client (orders, tracker polls, market data) is measured.
 
         Args:
-            operation: The operation's name, e.g. ``get_balances``.
-            seconds: How long it took.
+            method: ``GET`` or ``POST``.
+            endpoint: The path template, e.g. ``/trading/orders``.
+            seconds: How long the attempt took.
+            outcome: ``ok``, the status code of another answer, or the
+                exception class name when there was no answer.
         """
-        self._latency.labels(operation).observe(seconds)
+        self._latency.labels(method, endpoint, outcome).observe(seconds)
 
     def watch_engine(self, stats: Callable[[], Any]) -> None:
         """Export an event engine's counters (read at scrape time).

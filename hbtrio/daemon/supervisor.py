@@ -5,8 +5,9 @@
 * the health and metrics endpoint (:func:`~hbtrio.daemon.http.serve_health`);
 * the writer, subscribed to every event of the :class:`~hbtrio.EventEngine`,
   writing each to every sink and keeping the metrics;
-* the supervisor, which opens the client (``open_client(config, engine=...)``)
-  and the configured subscriptions, and starts them again with backoff when
+* the supervisor, which opens the client (``open_client(config, engine=...)``,
+  with the metrics timing every REST request it makes) and the configured
+  subscriptions, and starts them again with backoff when
   they fail; a server unreachable at start or later is retried for as long as
   the daemon runs;
 * the signal watcher (SIGINT/SIGTERM: graceful stop; a second signal: exit at once).
@@ -371,7 +372,11 @@ class Daemon:
     async def _run_client_once(self) -> None:
         try:
             open_client = self._client_factory()
-            async with open_client(self.config.client, engine=self.engine) as client:
+            async with open_client(
+                self.config.client,
+                engine=self.engine,
+                request_observer=self.metrics.observe_request,
+            ) as client:
                 if not self._started_once:
                     self.log.info("client started")
                 self._started_once = True
@@ -408,17 +413,14 @@ class Daemon:
                 )
 
     async def _probe(self, client: Any) -> None:
-        """Time a cheap request now and then (latency histogram, liveness)."""
+        """Ask for the server's info now and then (liveness; timed like every request)."""
         interval = self.config.supervisor.probe_interval
         while True:
-            start = trio.current_time()
             try:
                 await client.server_info()
             except HbtrioError as exc:
                 self.metrics.error(type(exc).__name__)
                 self.log.warning("probe failed", extra={"fields": {"error": _describe(exc)}})
-            else:
-                self.metrics.observe_latency("server_info", trio.current_time() - start)
             await trio.sleep(interval)
 
     async def _keep_subscription(self, client: Any, spec: SubscriptionSpec) -> None:

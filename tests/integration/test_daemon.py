@@ -6,19 +6,27 @@ same certificate directory); the daemon is ``python -m hbtrio daemon``.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import h11
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
+import hbtrio
+from hbtrio.daemon.config import DaemonConfig, HttpConfig, SinkConfig, SupervisorConfig
+from hbtrio.daemon.logs import setup_logging
+from hbtrio.daemon.supervisor import Daemon
 from hbtrio.events import (
     EVENT_DECODER,
     ConnectionStateChanged,
@@ -27,7 +35,7 @@ from hbtrio.events import (
     TickerUpdate,
 )
 from hbtrio.sim import SimInfo, serve
-from tests.integration.conftest import RawHTTP
+from tests.integration.conftest import RawHTTP, client_config
 
 KEY_ENV = "HBTRIO_DAEMON_TEST_KEY"
 
@@ -315,6 +323,10 @@ async def test_daemon_end_to_end(nursery: trio.Nursery, tmp_path: Path, sim_cert
         assert 'hbtrio_events_received_total{type="OrderBookUpdate"}' in text
         assert 'hbtrio_connection_state{state="CONNECTED"} 1.0' in text
         assert "hbtrio_events_published_total" in text
+        # the latency histogram times the client's own requests: start-up check, polls
+        counts = latency_counts(text)
+        assert counts[("GET", "/accounts/", "ok")] >= 1
+        assert counts[("POST", "/trading/orders/active", "ok")] >= 1
 
         # the server goes away and comes back on the same port with the same cert
         before = len(sink_events(sink))
@@ -351,6 +363,73 @@ async def test_daemon_end_to_end(nursery: trio.Nursery, tmp_path: Path, sim_cert
         assert info.api_key not in daemon.raw_stderr.decode()
     finally:
         daemon.kill()
+
+
+def latency_counts(metrics_text: str) -> dict[tuple[str, str, str], float]:
+    """``hbtrio_request_latency_seconds_count`` by (method, endpoint, outcome)."""
+    counts: dict[tuple[str, str, str], float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == "hbtrio_request_latency_seconds_count":
+                labels = sample.labels
+                counts[(labels["method"], labels["endpoint"], labels["outcome"])] = sample.value
+    return counts
+
+
+async def test_latency_histogram_measures_the_clients_own_requests(
+    nursery: trio.Nursery, tmp_path: Path, sim_cert_dir: Path
+) -> None:
+    """In-process daemon, real client and simulator: orders, reads and polls are timed."""
+    sim = ControlledSim(nursery, sim_cert_dir)
+    info = await sim.start()
+    clients: list[hbtrio.Client] = []
+    opened = trio.Event()
+
+    @asynccontextmanager
+    async def open_and_keep(config: hbtrio.ClientConfig, **kw: Any) -> AsyncIterator[Any]:
+        async with hbtrio.open_client(config, **kw) as client:
+            clients.append(client)
+            opened.set()
+            yield client
+
+    config = DaemonConfig(
+        client=client_config(info, poll_active=0.1, poll_idle=0.2),
+        sinks=(SinkConfig(path=str(tmp_path / "events.jsonl")),),
+        http=HttpConfig(port=0),
+        supervisor=SupervisorConfig(probe_interval=0),
+    )
+    logger = setup_logging("json", "debug", stream=io.StringIO(), name="test.daemon.latency")
+    daemon = Daemon(config, logger, open_client=open_and_keep, handle_signals=False)
+    async with trio.open_nursery() as inner:
+        await inner.start(daemon.run)
+        with trio.fail_after(10):
+            await opened.wait()
+        client = clients[0]
+        assert daemon.health_port is not None
+        _, body = await http_get(daemon.health_port, "/metrics")
+        before = latency_counts(body.decode())
+        assert before.get(("GET", "/accounts/", "ok"), 0) >= 1  # the start-up check
+        assert ("POST", "/trading/orders", "ok") not in before
+
+        order = await client.place_limit_order(
+            "binance", "BTC-USDT", "buy", price=50000, amount="0.001"
+        )
+        await client.get_balances()
+        await client.get_order_book("binance", "BTC-USDT", depth=5)
+        await client.cancel_order(order.order_id, exchange="binance", market="BTC-USDT")
+        await trio.sleep(0.5)  # a few tracker polls
+        _, body = await http_get(daemon.health_port, "/metrics")
+        after = latency_counts(body.decode())
+        daemon.request_stop()
+    assert after[("POST", "/trading/orders", "ok")] == 1
+    assert after[("POST", "/portfolio/state", "ok")] >= 1
+    assert after[("POST", "/market-data/order-book", "ok")] >= 1
+    cancel = ("POST", "/trading/{account}/{connector}/orders/{order_id}/cancel", "ok")
+    assert after[cancel] == 1
+    polls = ("POST", "/trading/orders/active", "ok")
+    assert after[polls] > before.get(polls, 0)  # the order tracker's polls
+    assert not any(order.order_id in endpoint for _, endpoint, _ in after)
+    await sim.stop()
 
 
 async def test_bad_configuration_exits_2(tmp_path: Path) -> None:

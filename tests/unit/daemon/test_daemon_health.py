@@ -63,7 +63,8 @@ def test_counters() -> None:
     metrics.written(3)
     metrics.error("ServerError")
     metrics.restart()
-    metrics.observe_latency("get_balances", 0.004)
+    metrics.observe_request("POST", "/portfolio/state", 0.004, "ok")
+    metrics.observe_request("POST", "/portfolio/state", 0.2, "503")
     metrics.watch_engine(lambda: Stats({"TickerUpdate": 7}, {"TickerUpdate": 2}))
     assert metrics.counter_value("hbtrio_reconnects_total") == 1
     assert metrics.counter_value("hbtrio_events_received_total", type="OrderUpdate") == 2
@@ -76,7 +77,20 @@ def test_counters() -> None:
     assert metrics.counter_value("hbtrio_events_conflated_total", type="TickerUpdate") == 2
     assert (
         metrics.counter_value(
-            "hbtrio_request_latency_seconds_bucket", operation="get_balances", le="0.005"
+            "hbtrio_request_latency_seconds_bucket",
+            method="POST",
+            endpoint="/portfolio/state",
+            outcome="ok",
+            le="0.005",
+        )
+        == 1
+    )
+    assert (
+        metrics.counter_value(
+            "hbtrio_request_latency_seconds_count",
+            method="POST",
+            endpoint="/portfolio/state",
+            outcome="503",
         )
         == 1
     )
