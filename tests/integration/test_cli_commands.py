@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,66 @@ async def test_market_order_and_rejections(
 
     code, _, err = await hb(capsys, "cancel", "no-such-order", "-e", "binance", "-m", "BTC-USDT")
     assert code == 1 and err.startswith("hbtrio cancel: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "error"),
+    [
+        # refused by the client before any request (exit 2)
+        (
+            ["book", "binance", "BTCUSDT"],
+            2,
+            "hbtrio book: invalid argument 'market': must be a trading pair like 'BTC-USDT'",
+        ),
+        (
+            ["book", "binance", "BTC-USDT", "--depth", "5000"],
+            2,
+            "hbtrio book: invalid argument 'depth': must be an int in 1..1000",
+        ),
+        (
+            ["orders", "--market", "nope"],
+            2,
+            "hbtrio orders: invalid argument 'market': must be a trading pair like 'BTC-USDT'",
+        ),
+        (["orders", "--exchange", "bin ance"], 2, "hbtrio orders: invalid argument 'exchange': "),
+        (
+            ["balances", "--exchange", "bin ance"],
+            2,
+            "hbtrio balances: invalid argument 'exchange': ",
+        ),
+        (["balances", "--account", "gh ost"], 2, "hbtrio balances: invalid configuration: account"),
+        # refused by the server (exit 1)
+        (
+            ["book", "binance", "DOGE-USDT"],
+            1,
+            "hbtrio book: not found: Trading pair 'DOGE-USDT' not found on binance. "
+            "Available pairs: BTC-USDT, ETH-USDT [HTTP 404]",
+        ),
+        (
+            ["book", "nosuch", "BTC-USDT"],
+            1,
+            "hbtrio book: not found: Connector 'nosuch' not found [HTTP 404]",
+        ),
+    ],
+)
+async def test_read_commands_with_bad_arguments(
+    env: SimInfo, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, error: str
+) -> None:
+    before = Counter(env.state.requests)
+    got, out, err = await hb(capsys, *argv)
+    assert (got, out) == (code, "")
+    assert len(err.splitlines()) == 1 and err.endswith("\n")
+    assert err.startswith(error)
+    assert "Traceback" not in err and env.api_key not in err
+    sent = Counter(env.state.requests) - before
+    # An invalid argument never reaches the server, a refused one did, once. (The
+    # client's order tracker polls orders/active at start: no marker for "orders".)
+    operation = {
+        "book": ("POST", "/market-data/order-book"),
+        "balances": ("POST", "/portfolio/state"),
+    }.get(argv[0])
+    if operation is not None:
+        assert sent[operation] == (0 if code == 2 else 1)
 
 
 async def test_wrong_credentials_exit_3(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,56 @@ async def test_time_filters_are_milliseconds(sim: SimInfo, sim_http: RawHTTP) ->
     assert (await sim_http.post("/trading/orders/search", future)).json()["data"] == []
     status = {"limit": 100, "status": "CANCELLED"}
     assert (await sim_http.post("/trading/orders/search", status)).json()["data"] == []
+
+
+async def test_trades_time_filter_is_milliseconds(sim: SimInfo, sim_http: RawHTTP) -> None:
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    start = now_ms()
+    await trio.sleep(0.02)
+    early = await place_many(sim_http, 2, side="SELL", price=None)  # market: fills at once
+    await trio.sleep(0.02)
+    middle = now_ms()
+    await trio.sleep(0.02)
+    late = await place_many(sim_http, 1, side="BUY", price=None)
+    await trio.sleep(0.02)
+    end = now_ms()
+
+    async def fills(**window: int) -> list[dict[str, Any]]:
+        answer = await sim_http.post("/trading/trades", {"limit": 1000, **window})
+        assert answer.status == 200, answer.body
+        data: list[dict[str, Any]] = answer.json()["data"]
+        return data
+
+    def orders(rows: list[dict[str, Any]]) -> set[str]:
+        return {row["order_id"] for row in rows}
+
+    everything = await fills(start_time=start, end_time=end)
+    assert orders(everything) == set(early + late)
+    for row in everything:  # ISO timestamps inside the window
+        stamp = datetime.fromisoformat(row["timestamp"]).timestamp() * 1000
+        assert start <= stamp <= end
+    assert orders(await fills(start_time=start, end_time=middle)) == set(early)
+    assert orders(await fills(start_time=middle, end_time=end)) == set(late)
+    assert orders(await fills(start_time=middle)) == set(late)  # open-ended
+    assert orders(await fills(end_time=middle)) == set(early)
+    assert await fills(start_time=end + 1) == []
+    assert await fills(end_time=start - 1) == []
+    # seconds where milliseconds are expected (the official client's mistake): a
+    # start in January 1970, so every fill; an end in 1970, so none
+    assert orders(await fills(start_time=start // 1000)) == set(early + late)
+    assert await fills(end_time=end // 1000) == []
+    # the filter combines with the cursor: page through the early window one by one
+    pages = await walk(
+        sim_http,
+        "/trading/trades",
+        {"limit": 1, "start_time": start, "end_time": middle},
+        "order_id",
+    )
+    assert {i for page in pages for i in page} == set(early)
+    bad = await sim_http.post("/trading/trades", {"limit": 10, "start_time": "yesterday"})
+    assert bad.status == 422
 
 
 async def test_rules_quantize_and_reject(sim: SimInfo, sim_http: RawHTTP) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import trio
@@ -71,3 +74,36 @@ async def test_no_tls_and_bad_key(sim_process: Launch) -> None:
     )
     assert bad.returncode == 2
     assert b"nocolon" not in bad.stderr and bad.stdout == b""
+
+
+async def test_ca_out_writes_the_ca_that_verifies_the_server(
+    sim_process: Launch, tmp_path: Path
+) -> None:
+    ca_out = tmp_path / "elsewhere" / "hbtrio-ca.pem"  # its directory does not exist yet
+    proc = await sim_process("--ca-out", str(ca_out))
+    assert proc.line == f"hbtrio sim listening on https://127.0.0.1:{proc.port} (ca: {ca_out})"
+    pem = ca_out.read_text()
+    assert pem.startswith("-----BEGIN CERTIFICATE-----")
+    context = ssl.create_default_context(cafile=str(ca_out))
+    assert len(context.get_ca_certs()) == 1  # one CA, no server certificate or key
+    assert "PRIVATE KEY" not in pem
+
+    # that file alone verifies the server (hostname included) over a real TLS socket
+    http = RawHTTP(dataclasses.replace(proc.info, ca_path=str(ca_out)))
+    try:
+        assert (await http.get("/accounts/")).json() == ["master_account"]
+    finally:
+        await http.aclose()
+    # ... and verification is real: the system trust store alone refuses the server
+    tcp = await trio.open_tcp_stream(proc.host, proc.port)
+    stream = trio.SSLStream(tcp, ssl.create_default_context(), server_hostname=proc.host)
+    with pytest.raises(trio.BrokenResourceError) as refused:
+        await stream.do_handshake()
+    assert isinstance(refused.value.__cause__, ssl.SSLCertVerificationError)
+    await trio.aclose_forcefully(stream)
+
+    # a restart keeps the CA (kept in --cert-dir) and writes the same file again
+    assert await proc.stop() == 0
+    ca_out.unlink()
+    await proc.start()
+    assert ca_out.read_text() == pem

@@ -252,3 +252,53 @@ async def test_error_answers_validate(sim: SimInfo, sim_http: RawHTTP) -> None:
     assert limit.status == 422
     validate_response("POST", "/trading/orders/active", 422, limit.json())
     assert limit.json()["detail"][0]["type"] == "less_than_equal"
+
+
+async def test_tickers_shape(sim: SimInfo, sim_http: RawHTTP) -> None:
+    # Not in the reference OpenAPI document (1.0.1 predates the endpoint): the shape
+    # is protocol.md's {connector, count, tickers: {pair: {price, volume, timestamp}}}.
+    before = await sim_http.get("/market-data/tickers/binance")
+    assert before.status == 200 and before.headers["content-type"] == "application/json"
+    body = before.json()
+    assert set(body) == {"connector", "count", "tickers"}
+    assert body["connector"] == "binance"
+    assert body["count"] == len(body["tickers"]) == 2
+    assert set(body["tickers"]) == {"BTC-USDT", "ETH-USDT"}
+    now = time.time()
+    for pair, ticker in body["tickers"].items():
+        assert set(ticker) == {"price", "volume", "timestamp"}, pair
+        assert all(type(ticker[key]) is float for key in ticker), ticker  # JSON numbers
+        assert ticker["price"] > 0 and ticker["volume"] >= 0
+        assert abs(ticker["timestamp"] - now) < 5  # float seconds, like all market data
+        last = float(sim.state.engine.market("binance", pair).last_price)
+        assert abs(ticker["price"] - last) / last < 0.01  # the last trade price
+    assert 30_000 < body["tickers"]["BTC-USDT"]["price"] < 90_000
+    assert 1_500 < body["tickers"]["ETH-USDT"]["price"] < 4_500
+
+    # volume is the traded base amount (24 h): a user trade adds to it
+    bought = await sim_http.post(
+        "/trading/orders",
+        {
+            "account_name": "master_account",
+            "connector_name": "binance",
+            "trading_pair": "BTC-USDT",
+            "trade_type": "BUY",
+            "amount": "0.5",
+            "order_type": "MARKET",
+        },
+    )
+    assert bought.status == 201
+    after = (await sim_http.get("/market-data/tickers/binance")).json()
+    grown = after["tickers"]["BTC-USDT"]["volume"] - body["tickers"]["BTC-USDT"]["volume"]
+    assert grown >= 0.5 - 1e-9
+
+    kucoin = (await sim_http.get("/market-data/tickers/kucoin")).json()
+    assert (kucoin["connector"], kucoin["count"], set(kucoin["tickers"])) == (
+        "kucoin",
+        1,
+        {"BTC-USDT"},
+    )
+    unknown = await sim_http.get("/market-data/tickers/nosuch")
+    assert (unknown.status, unknown.json()) == (404, {"detail": "Connector 'nosuch' not found"})
+    wrong_method = await sim_http.post("/market-data/tickers/binance", {})
+    assert wrong_method.status == 405

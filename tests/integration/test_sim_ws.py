@@ -245,7 +245,7 @@ async def test_latency_delays_every_websocket_message_without_capping_the_rate(
         asked = trio.current_time()
         for _ in range(5):
             await ws.send_message('{"action":"ping"}')
-        arrivals = []
+        arrivals: list[float] = []
         while len(arrivals) < 5:
             if (await recv(ws))["type"] == "pong":
                 arrivals.append(trio.current_time() - asked)

@@ -382,3 +382,41 @@ def test_a_hanging_server_fails_within_the_time_bound(
     assert code == 4
     assert err.strip() == "hbtrio balances: the server did not answer in time"
     assert elapsed < 5.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "prefix", "message"),
+    [
+        (["book", "binance", "BTC-USDT", "--depth", "0"], "hbtrio book", "must be >= 1: 0"),
+        (["book", "binance", "BTC-USDT", "-d", "ten"], "hbtrio book", "not an integer: 'ten'"),
+        (["book", "binance"], "hbtrio book", "the following arguments are required: MARKET"),
+        (["book"], "hbtrio book", "the following arguments are required: EXCHANGE, MARKET"),
+        (["book", "binance", "BTC-USDT", "--port", "0"], "hbtrio book", "must be >= 1: 0"),
+        (["orders", "--limit", "0"], "hbtrio orders", "must be >= 1: 0"),
+        (["orders", "--limit", "-5"], "hbtrio orders", "must be >= 1: -5"),
+        (["orders", "--history", "--status", "bogus"], "hbtrio orders", "invalid choice: 'BOGUS'"),
+        (["orders", "--status", "open"], "hbtrio orders", "--status needs --history"),
+        (["orders", "--timeout", "soon"], "hbtrio orders", "not a number: 'soon'"),
+        (["balances", "--exchange"], "hbtrio balances", "expected one argument"),
+        (["balances", "--timeout", "-1"], "hbtrio balances", "must be a finite number >= 0"),
+        (["balances", "binance"], "hbtrio", "unrecognized arguments: binance"),
+        (["balances", "--refresh=yes"], "hbtrio balances", "ignored explicit argument 'yes'"),
+    ],
+)
+def test_read_commands_usage_errors(
+    fake: FakeClient,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    prefix: str,
+    message: str,
+) -> None:
+    code, out, err = run(capsys, *argv, *BASE)
+    assert code == 2
+    assert out == "" and "Traceback" not in err
+    lines = err.splitlines()
+    # one error line, naming the command; argparse may precede it with its usage block
+    errors = [line for line in lines if line.startswith(prefix + ":")]
+    assert len(errors) == 1 and errors[0] == lines[-1]
+    assert message in errors[0]
+    assert all(line.startswith(("usage:", " ")) for line in lines[:-1])
+    assert fake.calls == []  # nothing was asked of the server
