@@ -61,6 +61,8 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_BACKUPS = 5
+MAX_STOP_TIMEOUT = 4.5
+"""Cap of ``supervisor.stop_timeout``: the daemon stops within 5 s of a signal."""
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 9108
 DEFAULT_LISTEN = f"{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}"
@@ -171,7 +173,8 @@ class SupervisorConfig:
     Attributes:
         backoff_initial: First delay before reconnecting or restarting, seconds.
         backoff_max: Cap of the (doubling, jittered) delay, seconds.
-        stop_timeout: Seconds a graceful stop may take before the rest is abandoned.
+        stop_timeout: Seconds a graceful stop may take before the rest is abandoned
+            (at most :data:`MAX_STOP_TIMEOUT`, so a stop never takes 5 s).
         buffer: Event buffer of the daemon's subscription to the event engine.
         probe_interval: Seconds between ``server_info`` requests that catch a
             server that stopped answering (``0``: no probe).
@@ -286,37 +289,68 @@ def _resolve(path: str, base: Path | None) -> str:
     return str(candidate)
 
 
+_MAX_KEY_FILE = 4096
+
+
 def read_key_file(path: str) -> str:
-    """Read an API key file, which must be readable by its owner only.
+    """Read an API key file, which must be the running user's and private to it.
+
+    The file is opened first and the opened file is checked (``fstat``), so it
+    cannot be swapped between the check and the read.
 
     Args:
-        path: The file's path. Its mode must grant nothing to group or others
-            (``mode & 0o077 == 0``, e.g. ``0600`` or ``0400``).
+        path: The file's path (a symbolic link is followed). It must be a regular
+            file owned by the effective user running the daemon
+            (``st_uid == os.geteuid()``) whose mode grants nothing to group or
+            others (``mode & 0o077 == 0``, e.g. ``0600`` or ``0400``).
 
     Returns:
         The credential pair, stripped of surrounding whitespace.
 
     Raises:
-        DaemonConfigError: The file is missing, unreadable, too open or empty.
+        DaemonConfigError: The file is missing, unreadable, not a regular file,
+            owned by another user, too open, larger than 4 KiB, not UTF-8 text
+            or empty. The
+            message never quotes the file's content.
     """
     key = "connection.api_key_file"
     try:
-        info = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise DaemonConfigError(key, f"cannot read {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise DaemonConfigError(key, f"{path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise DaemonConfigError(
-            key,
-            f"{path} is accessible by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
-            f"chmod 600 it",
-        )
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DaemonConfigError(key, f"cannot read {path}: {exc}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DaemonConfigError(key, f"{path} is not a regular file")
+        euid = os.geteuid()
+        if info.st_uid != euid:
+            raise DaemonConfigError(
+                key,
+                f"{path} is owned by uid {info.st_uid}, not by the user running the daemon "
+                f"(uid {euid}); chown it",
+            )
+        if info.st_mode & 0o077:
+            raise DaemonConfigError(
+                key,
+                f"{path} is accessible by group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod 600 it",
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= _MAX_KEY_FILE and (chunk := os.read(fd, 4096)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise DaemonConfigError(key, f"cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > _MAX_KEY_FILE:
+        raise DaemonConfigError(key, f"{path} is larger than {_MAX_KEY_FILE} bytes: not a key")
+    raw = b"".join(chunks)
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise DaemonConfigError(key, f"{path} is not UTF-8 text") from None
     if not text:
         raise DaemonConfigError(key, f"{path} is empty")
     return text
@@ -535,6 +569,11 @@ def _parse_supervisor(raw: object) -> SupervisorConfig:
     if cap < initial:
         raise DaemonConfigError("supervisor.backoff_max", "must be >= supervisor.backoff_initial")
     stop_timeout = _float(table, "stop_timeout", "supervisor.stop_timeout", 4.5, positive=True)
+    if stop_timeout > MAX_STOP_TIMEOUT:
+        raise DaemonConfigError(
+            "supervisor.stop_timeout",
+            f"must be at most {MAX_STOP_TIMEOUT} (the daemon stops within 5 s of a signal)",
+        )
     buffer = _int(table, "buffer", "supervisor.buffer", 10_000, 1, 10_000_000)
     probe = _float(table, "probe_interval", "supervisor.probe_interval", 15.0)
     return SupervisorConfig(initial, cap, stop_timeout, buffer, probe)

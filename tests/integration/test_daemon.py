@@ -466,6 +466,188 @@ async def test_wrong_key_at_start_exits_3(
         await sim.stop()
 
 
+def plain_config(tmp_path: Path, server_port: int, listen: str, **supervisor: float) -> Path:
+    """A daemon configuration without TLS, subscriptions or CA file."""
+    path = tmp_path / "daemon.toml"
+    extra = "".join(f"{name} = {value}\n" for name, value in supervisor.items())
+    path.write_text(
+        f"""
+[connection]
+host = "127.0.0.1"
+port = {server_port}
+tls = false
+api_key_env = "{KEY_ENV}"
+timeout = 0.5
+retries = 0
+
+[[sinks]]
+type = "jsonl"
+path = "{tmp_path / "events.jsonl"}"
+
+[http]
+listen = "{listen}"
+
+[supervisor]
+backoff_initial = 0.1
+backoff_max = 0.5
+{extra}"""
+    )
+    return path
+
+
+HANGING_CLIENT = """
+import sys
+from contextlib import asynccontextmanager
+
+import trio
+
+import hbtrio
+from hbtrio.events import ConnectionStateChanged
+from hbtrio.models import ConnectionState
+
+
+class Client:
+    async def server_info(self):
+        return None
+
+
+@asynccontextmanager
+async def open_client(config, *, engine, request_observer=None):
+    engine.publish(
+        ConnectionStateChanged(old=ConnectionState.CONNECTING, new=ConnectionState.CONNECTED)
+    )
+    try:
+        yield Client()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(60)  # a close that never ends
+
+
+hbtrio.open_client = open_client
+from hbtrio.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+"""``hbtrio daemon`` (the real command) with a client whose close hangs."""
+
+
+class HangingDaemon(DaemonProcess):
+    """The real ``hbtrio daemon`` command, its client replaced by one that never closes."""
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        self.process = await trio.lowlevel.open_process(
+            [
+                sys.executable,
+                "-c",
+                HANGING_CLIENT,
+                "daemon",
+                "--config",
+                str(self.config),
+                "--log-format",
+                "json",
+                "--log-level",
+                "debug",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=self.env,
+        )
+        nursery.start_soon(self._read)
+
+
+async def test_sigint_stops_with_exit_0(nursery: trio.Nursery, tmp_path: Path) -> None:
+    config = plain_config(tmp_path, free_port(), "127.0.0.1:0")
+    daemon = DaemonProcess(config, dict(os.environ, **{KEY_ENV: "admin:admin"}))
+    await daemon.start(nursery)
+    try:
+        await daemon.wait_log("daemon started")
+        await daemon.wait_log("server unreachable")  # the supervisor is retrying
+        assert daemon.process is not None
+        start = trio.current_time()
+        daemon.process.send_signal(signal.SIGINT)
+        code = await daemon.wait()
+        assert code == 0, daemon.raw_stderr.decode()[-2000:]
+        assert trio.current_time() - start < 5.0
+        await daemon.wait_log("signal received; stopping", signal="SIGINT")
+        stopped = await daemon.wait_log("daemon stopped")
+        assert stopped["exit_code"] == 0
+        assert b"Traceback" not in daemon.raw_stderr
+    finally:
+        daemon.kill()
+
+
+async def test_health_port_in_use_exits_1(nursery: trio.Nursery, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = plain_config(tmp_path, free_port(), f"127.0.0.1:{port}")
+        daemon = DaemonProcess(config, dict(os.environ, **{KEY_ENV: "admin:admin"}))
+        await daemon.start(nursery)
+        try:
+            assert await daemon.wait() == 1
+            failed = await daemon.wait_log("cannot listen for /healthz and /metrics")
+            assert failed["listen"] == f"127.0.0.1:{port}"
+            assert failed["level"] == "error"
+            assert b"Traceback" not in daemon.raw_stderr
+        finally:
+            daemon.kill()
+
+
+async def test_stop_overrunning_stop_timeout_still_exits_0_in_time(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    config = plain_config(tmp_path, free_port(), "127.0.0.1:0", stop_timeout=1.0)
+    daemon = HangingDaemon(config, dict(os.environ, **{KEY_ENV: "admin:admin"}))
+    await daemon.start(nursery)
+    try:
+        await daemon.wait_log("connection state", new="CONNECTED")
+        assert daemon.process is not None
+        start = trio.current_time()
+        daemon.process.send_signal(signal.SIGTERM)
+        code = await daemon.wait()
+        elapsed = trio.current_time() - start
+        assert code == 0, daemon.raw_stderr.decode()[-2000:]
+        assert 1.0 <= elapsed < 2.5  # the client's close was abandoned at stop_timeout
+        await daemon.wait_log("stop took too long; writing what was received and exiting")
+        events = sink_events(tmp_path / "events.jsonl")
+        assert any(isinstance(e, ConnectionStateChanged) for e in events)
+    finally:
+        daemon.kill()
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [(signal.SIGTERM, signal.SIGINT), (signal.SIGINT, signal.SIGTERM)]
+)
+async def test_second_signal_during_the_stop_exits_at_once(
+    nursery: trio.Nursery, tmp_path: Path, first: signal.Signals, second: signal.Signals
+) -> None:
+    config = plain_config(tmp_path, free_port(), "127.0.0.1:0", stop_timeout=4.5)
+    daemon = HangingDaemon(config, dict(os.environ, **{KEY_ENV: "admin:admin"}))
+    await daemon.start(nursery)
+    try:
+        await daemon.wait_log("connection state", new="CONNECTED")
+        assert daemon.process is not None
+        start = trio.current_time()
+        daemon.process.send_signal(first)
+        await daemon.wait_log("stopping")  # the graceful stop is waiting for the client
+        await trio.sleep(0.2)
+        assert daemon.process.returncode is None
+        second_at = trio.current_time()
+        daemon.process.send_signal(second)
+        code = await daemon.wait()
+        now = trio.current_time()
+        assert code == 1, daemon.raw_stderr.decode()[-2000:]
+        assert now - second_at < 1.0  # at once, not after stop_timeout
+        assert now - start < 4.5
+        await daemon.wait_log("second signal; exiting at once", signal=second.name)
+        # what was received before the stop was flushed to the sink
+        events = sink_events(tmp_path / "events.jsonl")
+        assert any(isinstance(e, ConnectionStateChanged) for e in events)
+    finally:
+        daemon.kill()
+
+
 @pytest.fixture(autouse=True)
 def _no_real_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)

@@ -290,6 +290,72 @@ def test_key_file_missing_empty_or_directory(tmp_path: Path) -> None:
         read_key_file(str(tmp_path))
 
 
+def test_key_file_owned_by_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = key_file(tmp_path, 0o600)
+    owner = os.stat(path).st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    with pytest.raises(DaemonConfigError, match="chown it") as info:
+        read_key_file(str(path))
+    assert info.value.key == "connection.api_key_file"
+    assert f"owned by uid {owner}" in str(info.value) and f"(uid {owner + 1})" in str(info.value)
+    assert KEY not in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_key_file_really_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    path = key_file(tmp_path, 0o600)
+    os.chown(path, 65534, -1)  # nobody
+    with pytest.raises(DaemonConfigError, match="owned by uid 65534"):
+        read_key_file(str(path))
+
+
+def test_key_file_that_is_a_symlink_to_a_private_file_is_read(tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(key_file(tmp_path, 0o400))
+    assert read_key_file(str(link)) == KEY
+
+
+def test_key_file_too_large_or_not_text_is_refused_without_echo(tmp_path: Path) -> None:
+    big = key_file(tmp_path, text=KEY * 1000)
+    with pytest.raises(DaemonConfigError, match="larger than 4096") as info:
+        read_key_file(str(big))
+    assert KEY not in str(info.value)
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"admin:\xff\xfe-secret")
+    os.chmod(binary, 0o600)
+    with pytest.raises(DaemonConfigError, match="not UTF-8 text") as info:
+        read_key_file(str(binary))
+    assert "secret" not in str(info.value) and "xff" not in str(info.value)
+
+
+def test_key_file_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(DaemonConfigError, match="not a regular file"):
+        read_key_file(str(fifo))
+
+
+@pytest.mark.parametrize("value", ["4.5", "0.1", "3"])
+def test_stop_timeout_up_to_the_cap_is_accepted(value: str) -> None:
+    import tomllib
+
+    data = tomllib.loads(MINIMAL + f"\n[supervisor]\nstop_timeout = {value}\n")
+    assert parse_config(data, environ=ENV).supervisor.stop_timeout == float(value)
+
+
+@pytest.mark.parametrize("value", ["4.6", "30", "inf"])
+def test_stop_timeout_cannot_break_the_5_s_stop(value: str) -> None:
+    import tomllib
+
+    data = tomllib.loads(MINIMAL + f"\n[supervisor]\nstop_timeout = {value}\n")
+    with pytest.raises(DaemonConfigError) as info:
+        parse_config(data, environ=ENV)
+    assert info.value.key == "supervisor.stop_timeout"
+    assert "4.5" in str(info.value) or "finite" in str(info.value)
+
+
 def test_unreadable_or_invalid_toml(tmp_path: Path) -> None:
     with pytest.raises(DaemonConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml")
