@@ -568,7 +568,7 @@ class Client:
         Amount and price are rounded down to the market's increments, as Hummingbot
         does when it places the order, so that what is sent is what the server keeps
         (and a lost answer can be reconciled by exact comparison). The minimum size
-        and notional are checked on the values as given, as the server checks them.
+        and notional are checked on the rounded values, as the server checks them.
         """
         try:
             rule = await self._rule(request.exchange, request.market)
@@ -576,34 +576,27 @@ class Client:
             return request  # unknown connector: the server will say so when placing
         if rule is None:
             return request
-        if request.amount < rule.min_order_size:
-            raise MinOrderSizeNotMet(
-                f"order amount {request.amount} is below the minimum order size "
-                f"{rule.min_order_size} for {request.market}",
-                request=request,
-            )
-        if (
-            request.price is not None
-            and rule.min_notional_size > 0
-            and request.amount * request.price < rule.min_notional_size
-        ):
-            raise MinOrderSizeNotMet(
-                f"order notional {request.amount * request.price} is below the minimum "
-                f"notional size {rule.min_notional_size} for {request.market}",
-                request=request,
-            )
         amount = _round_down(request.amount, rule.min_base_amount_increment)
         price = request.price
         if price is not None:
             price = _round_down(price, rule.min_price_increment)
-        if amount == request.amount and price == request.price:
-            return request
-        if amount <= 0 or (price is not None and price <= 0):
+        if amount <= 0 or amount < rule.min_order_size:
             raise MinOrderSizeNotMet(
-                f"order amount {request.amount} or price {request.price} rounds down to 0 "
-                f"at the increments of {request.market}",
+                f"order amount {request.amount} (rounded down to {amount}) is below the "
+                f"minimum order size {rule.min_order_size} for {request.market}",
                 request=request,
             )
+        if price is not None and (
+            price <= 0 or (rule.min_notional_size > 0 and amount * price < rule.min_notional_size)
+        ):
+            raise MinOrderSizeNotMet(
+                f"order notional {amount * price} (amount {amount} x price {price}, rounded "
+                f"down) is below the minimum notional size {rule.min_notional_size} "
+                f"for {request.market}",
+                request=request,
+            )
+        if amount == request.amount and price == request.price:
+            return request
         return msgspec.structs.replace(request, amount=amount, price=price)
 
     async def _send_order(self, request: OrderRequest) -> Order:

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import trio
 
-from hbtrio import ConnectionFailed, OrderOutcomeUnknown, RequestTimeout
+from hbtrio import ConnectionFailed, MinOrderSizeNotMet, OrderOutcomeUnknown, RequestTimeout
 from hbtrio._actors.http import HttpResponse
 from hbtrio._client import Client, open_client
 from tests.unit.test_rest_fake import Call, FakeServer, FakeTransport
@@ -180,3 +180,19 @@ async def test_a_lost_answer_of_an_unrounded_order_is_reconciled(
     )
     assert list(server.orders) == [order.order_id]
     assert order.amount == Decimal("0.0123")
+
+
+@pytest.mark.parametrize(
+    ("amount", "price"),
+    [
+        ("0.00099", "1000"),  # rounds down to 0.0009, below the 0.001 minimum size
+        ("0.0014", "0.3599"),  # notional 0.504 as given, 0.0014 x 0.35 = 0.49 < 0.5 rounded
+    ],
+)
+async def test_minimum_size_and_notional_are_checked_on_rounded_values(
+    client: Client, server: FakeServer, amount: str, price: str
+) -> None:
+    server.calls.clear()
+    with pytest.raises(MinOrderSizeNotMet):
+        await client.place_limit_order("binance", "BTC-USDT", "BUY", price=price, amount=amount)
+    assert not [c for c in server.calls if c.path == "/trading/orders"]
