@@ -1,10 +1,10 @@
-"""The client facade: :func:`open_client` and :class:`Client`.
+"""The client facade: ``open_client`` and ``Client``.
 
 This is the only module that knows every actor: the request side (the HTTP
 pool and the REST actor) and the streaming side (the
-:class:`~hbtrio._actors.streams.StreamingSupervisor` with the WebSocket
+``StreamingSupervisor`` with the WebSocket
 connection, subscriptions and the order tracker actor), all started in one
-nursery owned by :func:`open_client`.
+nursery owned by ``open_client``.
 """
 
 from __future__ import annotations
@@ -103,10 +103,10 @@ _MAX_PLACED_IDS = 10_000
 
 
 class Client:
-    """A connected Hummingbot API client (obtain one from :func:`open_client`).
+    """A connected Hummingbot API client (obtain one from ``open_client``).
 
     Every method validates its arguments before any I/O
-    (:class:`~hbtrio.InputValidationError`), and returns or raises within
+    (``InputValidationError``), and returns or raises within
     ``timeout * (retries + 1)`` plus the backoff delays unless its docstring states
     a longer bound. Orders, history and fills are those of ``config.account``.
 
@@ -154,7 +154,7 @@ class Client:
     def attach_streams(
         self, streams: StreamingSupervisor, tracker: TrackerActor | None = None
     ) -> None:
-        """Attach the streaming part (started by :func:`open_client`'s nursery).
+        """Attach the streaming part (started by ``open_client``'s nursery).
 
         Args:
             streams: The streaming supervisor.
@@ -289,7 +289,7 @@ class Client:
 
         Raises:
             ValueError: ``buffer`` < 1 (on entering the context).
-            TypeError: A type is not an :class:`~hbtrio.Event` subclass (on entering).
+            TypeError: A type is not an ``Event`` subclass (on entering).
         """
         if self.streams is None:
             return self.engine.subscribe(*types, buffer=buffer)
@@ -401,7 +401,7 @@ class Client:
         The order is first checked against the market's trading rules (fetched once
         per market and cached): an amount below ``min_order_size`` or a notional
         (``amount * price``) below ``min_notional_size`` raises
-        :class:`~hbtrio.MinOrderSizeNotMet` without sending anything.
+        ``MinOrderSizeNotMet`` without sending anything.
 
         Placement is never retried blindly. It is retried only when the request
         provably never reached the server (connection refused, TLS or pool wait
@@ -411,7 +411,7 @@ class Client:
         matching exchange, market, side, type, amount, price and a creation time
         inside the request window among open orders, then the order history and the
         fills. Exactly one match is returned; none or several raise
-        :class:`~hbtrio.OrderOutcomeUnknown` (with the candidates). So does a lone
+        ``OrderOutcomeUnknown`` (with the candidates). So does a lone
         match while another identical placement of this client overlapped in time
         (in flight, or itself left unknown): either may have created it, and one
         order is never returned to two calls.
@@ -471,7 +471,7 @@ class Client:
         position_action: PositionAction | str = PositionAction.OPEN,
         wait_accepted: bool = False,
     ) -> Order:
-        """Place a limit order (see :meth:`place_order` for semantics and bounds).
+        """Place a limit order (see ``place_order`` for semantics and bounds).
 
         Args:
             exchange: Connector name.
@@ -486,7 +486,7 @@ class Client:
             The order.
 
         Raises:
-            HbtrioError: As :meth:`place_order`.
+            HbtrioError: As ``place_order``.
         """
         return await self.place_order(
             exchange,
@@ -509,7 +509,7 @@ class Client:
         position_action: PositionAction | str = PositionAction.OPEN,
         wait_accepted: bool = False,
     ) -> Order:
-        """Place a market order (see :meth:`place_order` for semantics and bounds).
+        """Place a market order (see ``place_order`` for semantics and bounds).
 
         Args:
             exchange: Connector name.
@@ -523,7 +523,7 @@ class Client:
             The order.
 
         Raises:
-            HbtrioError: As :meth:`place_order`.
+            HbtrioError: As ``place_order``.
         """
         return await self.place_order(
             exchange,
@@ -651,7 +651,7 @@ class Client:
     async def _reconcile(
         self, request: OrderRequest, lost: AmbiguousOutcome, entry: Placement
     ) -> Order:
-        """Find the order a lost placement may have created (see :meth:`place_order`)."""
+        """Find the order a lost placement may have created (see ``place_order``)."""
         logger.debug("placement answer lost (%s); reconciling", lost.cause)
         start = end = lost.sent_at
         matches: dict[str, Order] = {}
@@ -808,10 +808,10 @@ class Client:
     ) -> None:
         """Ask the server to cancel an order (cancellation is asynchronous).
 
-        Without ``exchange`` the order is looked up first (see :meth:`get_order`).
+        Without ``exchange`` the order is looked up first (see ``get_order``).
         A cancel whose answer was lost is sent again; if that second attempt finds
         the order gone, the order's state decides (cancelled or pending cancel:
-        success; otherwise :class:`~hbtrio.OrderNotFound`).
+        success; otherwise ``OrderNotFound``).
 
         Args:
             order_id: The order id.
@@ -1393,8 +1393,8 @@ async def open_client(
     On entry the client checks that the server answers and accepts the
     credentials (``GET /accounts/``), then (with ``streaming``) opens the
     market-data WebSocket and returns once it is connected and authenticated.
-    Wrong credentials raise :class:`~hbtrio.AuthenticationFailed` at once; an
-    unreachable server raises :class:`~hbtrio.ConnectionFailed` after ``retries``
+    Wrong credentials raise ``AuthenticationFailed`` at once; an
+    unreachable server raises ``ConnectionFailed`` after ``retries``
     further attempts. On exit every actor stops and every connection is closed.
     An exception from the ``async with`` body comes out as itself, not wrapped in
     an exception group.
@@ -1424,7 +1424,7 @@ async def open_client(
         The client.
 
     Raises:
-        TypeError: ``config`` is not a :class:`~hbtrio.ClientConfig`.
+        TypeError: ``config`` is not a ``ClientConfig``.
         ConfigError: The CA file is unusable.
         AuthenticationFailed: The server refused the credentials.
         ConnectionFailed: The server could not be reached.
@@ -1476,7 +1476,7 @@ async def open_client(
 
 
 def _placement_key(request: OrderRequest) -> tuple[object, ...]:
-    """What makes two placements indistinguishable to :func:`match_order`."""
+    """What makes two placements indistinguishable to ``match_order``."""
     price = None if request.order_type is OrderType.MARKET else request.price
     return (
         request.account,

@@ -1,4 +1,4 @@
-"""Client configuration: :class:`ClientConfig`, validated on construction."""
+"""Client configuration: ``ClientConfig``, validated on construction."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class ClientConfig:
     """Everything a client needs to talk to one Hummingbot API server.
 
     Every field is validated on construction; an invalid value raises
-    :class:`~hbtrio.ConfigError` naming the field and the rule (never quoting
+    ``ConfigError`` naming the field and the rule (never quoting
     the API key). ``repr()`` and ``str()`` never show the API key.
 
     Args:

@@ -2,7 +2,7 @@
 
 Every exception carries a readable message and structured details where they
 apply (``status``, ``detail``, ``method``, ``path``, ``retryable``; order errors
-also carry the :class:`~hbtrio.models.OrderRequest`). None of them ever contains
+also carry the ``OrderRequest``). None of them ever contains
 the API key: messages are built from server answers and request metadata only,
 and the client scrubs any echo of the credential before raising.
 """
@@ -84,7 +84,7 @@ class HbtrioError(Exception):
 
 
 class ConfigError(HbtrioError, ValueError):
-    """A :class:`~hbtrio.ClientConfig` value is invalid.
+    """A ``ClientConfig`` value is invalid.
 
     Args:
         field: Name of the offending configuration field.
@@ -108,7 +108,7 @@ class InputValidationError(HbtrioError, ValueError):
         argument: Name of the offending argument.
         rule: The rule it broke.
         detail: Structured details (e.g. a server's 422 list), when any.
-        **kw: Further structured details as for :class:`HbtrioError`.
+        **kw: Further structured details as for ``HbtrioError``.
 
     Attributes:
         argument: Name of the offending argument.
@@ -147,7 +147,7 @@ class MalformedResponse(RequestError):
     Args:
         message: What was wrong.
         excerpt: A short excerpt of the offending payload.
-        **kw: Structured details as for :class:`HbtrioError`.
+        **kw: Structured details as for ``HbtrioError``.
 
     Attributes:
         excerpt: A short excerpt of the offending payload.
@@ -174,7 +174,7 @@ class OrderError(HbtrioError):
         request: The order the caller asked for, when known.
         order_id: The order id involved, when known.
         reason: The raw reason the server or exchange gave, when any.
-        **kw: Structured details as for :class:`HbtrioError`.
+        **kw: Structured details as for ``HbtrioError``.
 
     Attributes:
         request: The order request, or ``None``.
@@ -231,7 +231,7 @@ class OrderOutcomeUnknown(OrderError):
         message: What is known of the outcome.
         candidates: Orders that matched the request during reconciliation.
         **kw: The order details (``request``, ``order_id``, ``reason``) and the
-            structured details as for :class:`OrderError`.
+            structured details as for ``OrderError``.
 
     Attributes:
         candidates: Orders that matched the request during reconciliation (empty

@@ -276,7 +276,7 @@ def check_time_range(start: object, end: object) -> tuple[float | None, float | 
     """Validate a ``start``/``end`` pair and convert both to epoch seconds.
 
     Args:
-        start: Start of the range (see :func:`to_epoch_seconds`), or ``None``.
+        start: Start of the range (see ``to_epoch_seconds``), or ``None``.
         end: End of the range, or ``None``.
 
     Returns:

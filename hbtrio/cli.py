@@ -1,7 +1,7 @@
 """The ``hbtrio`` command line.
 
 Each sub-command lives in its own module and registers itself through
-:data:`_COMMANDS`; this module only builds the parser and dispatches.
+``_COMMANDS``; this module only builds the parser and dispatches.
 Only the module of the command being run is imported, so a missing optional
 extra of one command never breaks another, and ``hbtrio --help`` lists every
 command without importing any of them.

@@ -132,7 +132,7 @@ async def run_demo(
         seconds: How long to stream live events.
         seed: Seed of the simulated market.
         write: Prints one line.
-        open_client: The client factory (default :func:`hbtrio.open_client`).
+        open_client: The client factory (default ``hbtrio.open_client``).
 
     Raises:
         HbtrioError: The client failed.

@@ -1,9 +1,9 @@
-"""Events the client publishes, and the in-process :class:`EventEngine`.
+"""Events the client publishes, and the in-process ``EventEngine``.
 
-Every event is an immutable :class:`msgspec.Struct` subclass of :class:`Event`,
+Every event is an immutable ``msgspec.Struct`` subclass of ``Event``,
 which carries ``timestamp`` (epoch seconds when the client produced the event).
 Events are tagged (``type`` in their JSON form), so a sink can write them with
-``msgspec.json.encode`` and read them back with :data:`EVENT_DECODER`.
+``msgspec.json.encode`` and read them back with ``EVENT_DECODER``.
 """
 
 from __future__ import annotations
@@ -224,11 +224,11 @@ class _Cell:
 
 
 class EventSubscription(Generic[E]):
-    """One subscriber's view of an :class:`EventEngine`: an async iterator of events.
+    """One subscriber's view of an ``EventEngine``: an async iterator of events.
 
-    Obtained from :meth:`EventEngine.subscribe`; do not create it directly.
+    Obtained from ``EventEngine.subscribe``; do not create it directly.
     Iteration ends when the subscription is closed and raises
-    :class:`~hbtrio.SubscriptionError` (after delivering what was buffered)
+    ``SubscriptionError`` (after delivering what was buffered)
     when the subscriber fell behind on events that are never dropped.
 
     Attributes:
@@ -402,7 +402,7 @@ class EventSubscription(Generic[E]):
 
 
 class EventHandler:
-    """A callback registered with :meth:`EventEngine.add_handler`.
+    """A callback registered with ``EventEngine.add_handler``.
 
     Attributes:
         callback: The function (sync or async) called with each event.
@@ -438,7 +438,7 @@ class EventHandler:
 
 
 class EngineStats(msgspec.Struct, frozen=True, kw_only=True):
-    """Counters of an :class:`EventEngine`.
+    """Counters of an ``EventEngine``.
 
     Attributes:
         published: Events published, per event type name.
@@ -462,21 +462,21 @@ class EventEngine:
     ``publish`` is synchronous, cheap and never blocks or raises because of a
     subscriber. Each subscriber has a bounded buffer and this delivery policy:
 
-    * Market-data events (those with a non-``None`` :attr:`Event.key`) are
+    * Market-data events (those with a non-``None`` ``Event.key``) are
       conflated for a subscriber whose buffer is full: a newer event replaces
       the buffered one of the same key (counted in
-      :attr:`EventSubscription.conflated` and :attr:`stats`). Memory stays
+      ``EventSubscription.conflated`` and ``stats``). Memory stays
       bounded by the buffer plus one event per key.
     * Order, fill, connection and error events are never dropped silently. A
       subscriber whose buffer stays full for longer than ``grace`` seconds, or
       that has ``buffer + overflow`` events buffered, is cut off: its iterator
-      delivers what it had, then raises :class:`~hbtrio.SubscriptionError`
-      ("fell behind"), and an :class:`ErrorEvent` tells the other subscribers.
+      delivers what it had, then raises ``SubscriptionError``
+      ("fell behind"), and an ``ErrorEvent`` tells the other subscribers.
       Everyone else, and the publisher, go on.
 
-    Handlers (:meth:`add_handler`) are called by the engine in tasks of its
-    own, which run while :meth:`run` runs (or inside ``async with engine:``);
-    a handler that raises is reported as an :class:`ErrorEvent` to every
+    Handlers (``add_handler``) are called by the engine in tasks of its
+    own, which run while ``run`` runs (or inside ``async with engine:``);
+    a handler that raises is reported as an ``ErrorEvent`` to every
     other subscriber and keeps being called with later events.
 
     Works under Trio and under anyio on the Trio backend; not thread-safe.
@@ -518,7 +518,7 @@ class EventEngine:
             event: The event.
 
         Raises:
-            TypeError: ``event`` is not an :class:`Event` (a caller bug; no
+            TypeError: ``event`` is not an ``Event`` (a caller bug; no
                 subscriber can make this method raise).
         """
         if not isinstance(event, Event):
@@ -640,7 +640,7 @@ class EventEngine:
 
         Raises:
             ValueError: ``buffer`` < 1, or negative ``grace``/``overflow``.
-            TypeError: A type is not an :class:`Event` subclass.
+            TypeError: A type is not an ``Event`` subclass.
         """
         subscription = self._attach(types, buffer, grace, overflow, name)
         try:
@@ -661,9 +661,9 @@ class EventEngine:
         """Call ``callback`` with every event of the given types.
 
         The callback (a function, or an async function) runs in a task of the
-        engine while :meth:`run` runs; events published meanwhile are buffered
+        engine while ``run`` runs; events published meanwhile are buffered
         under the usual delivery policy. An exception it raises is reported as
-        an :class:`ErrorEvent` (not sent to this handler) and the handler
+        an ``ErrorEvent`` (not sent to this handler) and the handler
         keeps being called.
 
         Args:
@@ -673,7 +673,7 @@ class EventEngine:
             name: Name in error reports (default: the callback's qualified name).
 
         Returns:
-            The registration; call :meth:`EventHandler.remove` to stop it.
+            The registration; call ``EventHandler.remove`` to stop it.
 
         Raises:
             ValueError: ``buffer`` < 1.

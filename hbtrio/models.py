@@ -1,7 +1,7 @@
 """Public domain types of hbtrio.
 
-Every type here is an immutable :class:`msgspec.Struct`. Amounts and prices are
-:class:`decimal.Decimal`; timestamps are float seconds since the Unix epoch.
+Every type here is an immutable ``msgspec.Struct``. Amounts and prices are
+``decimal.Decimal``; timestamps are float seconds since the Unix epoch.
 """
 
 from __future__ import annotations

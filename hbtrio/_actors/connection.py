@@ -23,8 +23,8 @@ While connected the actor runs three small tasks on the socket:
   pong deadline;
 * a watchdog that declares it dead after ``heartbeat_timeout`` of silence.
 
-Each connection is announced with :class:`~hbtrio._actors.correlation.LinkUp`
-and its end with :class:`~hbtrio._actors.correlation.LinkDown`, first to the
+Each connection is announced with ``LinkUp``
+and its end with ``LinkDown``, first to the
 correlation actor, then to every other link watcher (the renewal actor).
 """
 
@@ -99,21 +99,21 @@ class ConnectionActor:
 
     Args:
         config: The client configuration (timings and retries).
-        dialer: Opens one WebSocket (see :func:`~hbtrio._actors.transport.trio_websocket_dialer`).
+        dialer: Opens one WebSocket (see ``trio_websocket_dialer``).
         publish: Non-blocking sink of events (the publisher actor's
             ``publish_nowait``, or ``EventEngine.publish``).
         route_data: Receives data pushes from the reader (never blocking);
             default: dropped.
         correlation: The correlation actor (run by the caller). Default: the
             actor makes and runs one of its own.
-        link_watchers: Further inboxes told :class:`LinkUp` / :class:`LinkDown`
+        link_watchers: Further inboxes told ``LinkUp`` / ``LinkDown``
             after the correlation actor (e.g. the renewal actor's).
         backoff: Reconnect backoff (default from ``config.reconnect_*``).
         pong_timeout: Seconds a ping may stay unanswered (default: ``config.timeout``,
             or ``heartbeat_timeout`` when ``timeout`` is 0).
 
     Attributes:
-        state: The current :class:`~hbtrio.ConnectionState`.
+        state: The current ``ConnectionState``.
         connections: Number of connections established so far.
         correlation: The correlation actor used.
         control_overflows: Times the correlation inbox was full for a control
@@ -378,8 +378,8 @@ class ConnectionActor:
 class _TransportLink:
     """The write side of one connection, handed to the correlation actor.
 
-    :meth:`close` also cancels writes in progress, so an actor stuck writing to
-    a dead socket gets :class:`TransportClosed` at once and goes on serving its
+    ``close`` also cancels writes in progress, so an actor stuck writing to
+    a dead socket gets ``TransportClosed`` at once and goes on serving its
     inbox (the ``LinkDown`` that follows can never wait behind it).
     """
 

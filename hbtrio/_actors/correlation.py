@@ -1,21 +1,21 @@
 """The request-correlation actor: WebSocket requests in, matched answers out.
 
-It owns the sans-IO :class:`~hbtrio._core.correlator.Correlator` and the write
+It owns the sans-IO ``Correlator`` and the write
 side of the current connection. Its bounded inbox (a ``trio`` memory channel it
 owns and closes) carries:
 
-* :class:`LinkUp` / :class:`LinkDown` from the connection actor;
-* :class:`Control` messages (``subscribed``, ``unsubscribed``, ``error``,
+* ``LinkUp`` / ``LinkDown`` from the connection actor;
+* ``Control`` messages (``subscribed``, ``unsubscribed``, ``error``,
   ``pong``) from the connection's reader, which never waits (it uses
   ``send_nowait``; a full inbox is a bug-level condition it reports and
   answers by replacing the connection);
-* :class:`SubscriptionRequest` from the renewal actor and :class:`PingRequest`
-  from the connection's pinger, each with a one-shot :class:`Reply`.
+* ``SubscriptionRequest`` from the renewal actor and ``PingRequest``
+  from the connection's pinger, each with a one-shot ``Reply``.
 
 It writes each request's frame, matches answers, enforces deadlines
-(:class:`~hbtrio.RequestTimeout`), turns a refusal into
-:class:`~hbtrio.SubscriptionError`, and fails everything outstanding with
-:class:`~hbtrio.ConnectionFailed` when the connection goes away. Only control
+(``RequestTimeout``), turns a refusal into
+``SubscriptionError``, and fails everything outstanding with
+``ConnectionFailed`` when the connection goes away. Only control
 traffic goes through here, so it never waits behind user data.
 """
 
@@ -111,7 +111,7 @@ class Reply(Generic[T]):
         """Resolve with an exception (later calls are ignored).
 
         Args:
-            error: What :meth:`result` and :meth:`wait` raise.
+            error: What ``result`` and ``wait`` raise.
         """
         if not self._done.is_set():
             self._error = error
@@ -197,8 +197,8 @@ class SubscriptionRequest:
     """Send a subscribe/unsubscribe frame and report its outcome.
 
     The reply resolves to ``None`` on the ack, or fails with
-    :class:`~hbtrio.SubscriptionError` (refused), :class:`~hbtrio.RequestTimeout`
-    (no answer by ``deadline``) or :class:`~hbtrio.ConnectionFailed` (the
+    ``SubscriptionError`` (refused), ``RequestTimeout``
+    (no answer by ``deadline``) or ``ConnectionFailed`` (the
     connection went away, or ``link_id`` is not the current one).
 
     Attributes:
@@ -222,9 +222,9 @@ class SubscriptionRequest:
 class PingRequest:
     """Send a ping; the reply resolves to the round-trip time in seconds.
 
-    It fails with :class:`~hbtrio.RequestTimeout` when no pong came by
-    ``deadline``, with :class:`~hbtrio._actors.transport.TransportClosed` when
-    the frame could not be sent, or with :class:`~hbtrio.ConnectionFailed`
+    It fails with ``RequestTimeout`` when no pong came by
+    ``deadline``, with ``TransportClosed`` when
+    the frame could not be sent, or with ``ConnectionFailed``
     when the connection went away.
 
     Attributes:

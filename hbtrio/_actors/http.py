@@ -33,16 +33,16 @@ servers' 5 s) are discarded without looking. Neither costs a round trip.
 
 Error convention
 ----------------
-Every transport exception is translated in one place (:meth:`HttpPool._translate`):
+Every transport exception is translated in one place (``HttpPool._translate``):
 
-* refused / unreachable / DNS failure while connecting: :class:`ConnectionFailed`
+* refused / unreachable / DNS failure while connecting: ``ConnectionFailed``
   with ``retryable=True``;
 * TLS certificate verification failure (untrusted issuer, hostname mismatch):
-  :class:`ConnectionFailed` with ``retryable=False`` and a message saying the
+  ``ConnectionFailed`` with ``retryable=False`` and a message saying the
   certificate could not be verified and how to pass ``ca_file``;
-* the per-attempt deadline expired: :class:`RequestTimeout`;
+* the per-attempt deadline expired: ``RequestTimeout``;
 * the connection dropped or the peer broke HTTP mid-request:
-  :class:`ConnectionFailed`.
+  ``ConnectionFailed``.
 
 ``retryable=True`` on a transport error means the request **provably never
 reached the server**: not one byte of it was written to a socket (it failed while
@@ -58,7 +58,7 @@ Liveness without deadlines
 With ``timeout`` 0 or ``None`` an attempt has no deadline. Every socket has TCP
 keep-alive (probes after 10 s idle, every 5 s, 3 misses) and, on Linux,
 ``TCP_USER_TIMEOUT`` (30 s of unacknowledged data), so a dead peer or path still
-ends the call with :class:`ConnectionFailed`. Connecting is bounded by
+ends the call with ``ConnectionFailed``. Connecting is bounded by
 ``connect_timeout`` in that case. A live server that accepts the request and never
 answers is not detected without a deadline.
 
@@ -131,7 +131,7 @@ class HttpResponse(msgspec.Struct, frozen=True):
 
 
 class PoolStats(msgspec.Struct):
-    """Counters of an :class:`HttpPool` (for tests, metrics and benchmarks).
+    """Counters of an ``HttpPool`` (for tests, metrics and benchmarks).
 
     Attributes:
         connections_opened: TCP (and TLS) connections established.
@@ -322,7 +322,7 @@ class HttpPool:
     the attempt's deadline, and nothing is ever dropped.
 
     Error convention (see the module documentation): ``retryable=True`` on a
-    :class:`ConnectionFailed` or :class:`RequestTimeout` means the request provably
+    ``ConnectionFailed`` or ``RequestTimeout`` means the request provably
     never reached the server (no byte of it was written); if any byte may have been
     sent, ``retryable=False`` and the caller decides (idempotent reads may repeat,
     order placement must reconcile).
@@ -331,7 +331,7 @@ class HttpPool:
         config: The client configuration (host, port, TLS, credentials, pool size,
             rate limit).
         ssl_context: TLS context to use instead of
-            :func:`~hbtrio._actors.tls.make_ssl_context` (ignored when
+            ``make_ssl_context`` (ignored when
             ``config.tls`` is off).
         max_idle: Seconds after which an idle connection is not reused.
         connect_timeout: Bound of connecting and the TLS handshake when the
@@ -486,7 +486,7 @@ class HttpPool:
             raise self._translate(exc, written[0], method, path) from exc
 
     async def aclose(self) -> None:
-        """Close every connection; later requests fail with :class:`ConnectionFailed`."""
+        """Close every connection; later requests fail with ``ConnectionFailed``."""
         self._closed = True
         conns = [*self._idle, *self._busy]
         self._idle.clear()
@@ -526,7 +526,7 @@ class HttpPool:
 
         The common case (a slot and a kept-alive connection at hand) waits only on
         the connection's socket, so instead of a cancel scope per attempt (several
-        microseconds) the deadline is registered with :meth:`_watchdog`. When it
+        microseconds) the deadline is registered with ``_watchdog``. When it
         passes, the watchdog marks the connection expired and wakes the socket's
         waiter (``notify_closing``); the attempt then fails as a timeout exactly as
         under a cancel scope, and the connection is closed.

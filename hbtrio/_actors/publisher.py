@@ -8,16 +8,16 @@ batch, not per event).
 Policy when the inbox is full (which needs more than ``capacity`` events from
 producers that do not yield in between):
 
-* :meth:`PublisherActor.publish` (awaiting; used by the order tracker) waits for
+* ``PublisherActor.publish`` (awaiting; used by the order tracker) waits for
   room: order and fill events are never dropped.
-* :meth:`PublisherActor.publish_nowait` (used by the WebSocket reader, the
+* ``PublisherActor.publish_nowait`` (used by the WebSocket reader, the
   connection state machine and other synchronous producers) never blocks: the
   event goes to an ordered overflow queue that the task flushes right after the
-  inbox. There market-data events (a non-``None`` :attr:`~hbtrio.Event.key`)
+  inbox. There market-data events (a non-``None`` ``key``)
   are conflated to the latest per key, counted in
-  :attr:`PublisherStats.conflated`; :class:`~hbtrio.ErrorEvent` beyond
+  ``PublisherStats.conflated``; ``ErrorEvent`` beyond
   ``capacity`` queued in overflow are dropped and counted in
-  :attr:`PublisherStats.errors_dropped`; every other event is kept.
+  ``PublisherStats.errors_dropped``; every other event is kept.
 
 Order is preserved: while anything sits in overflow, new events queue behind it.
 Before the task runs and after it stopped, events are delivered directly, so
@@ -45,7 +45,7 @@ DEFAULT_CAPACITY = 1024
 
 
 class PublisherStats(msgspec.Struct, frozen=True, kw_only=True):
-    """Counters of a :class:`PublisherActor`.
+    """Counters of a ``PublisherActor``.
 
     Attributes:
         delivered: Events handed to the sink.
@@ -63,7 +63,7 @@ class PublisherStats(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Barrier:
-    """Queued by :meth:`PublisherActor.flush`: set once everything before it is delivered."""
+    """Queued by ``PublisherActor.flush``: set once everything before it is delivered."""
 
     __slots__ = ("done",)
 

@@ -1,13 +1,13 @@
 """The subscription-renewal actor: turns the desired subscriptions into active ones.
 
-It owns the sans-IO :class:`~hbtrio._core.subscriptions.SubscriptionSet`. Its
+It owns the sans-IO ``SubscriptionSet``. Its
 bounded inbox (a ``trio`` memory channel it owns and closes) carries consumer
-:class:`Register` / :class:`Unregister` commands from the streaming supervisor,
-:class:`DataSeen` marks from the data router (for the stale-stream watchdog) and
-:class:`~hbtrio._actors.correlation.LinkUp` / ``LinkDown`` from the connection
+``Register`` / ``Unregister`` commands from the streaming supervisor,
+``DataSeen`` marks from the data router (for the stale-stream watchdog) and
+``LinkUp`` / ``LinkDown`` from the connection
 actor. One task applies them; another plans and asks the correlation actor to
 execute **one** action at a time (the server's ``error`` answers carry no id)
-over the correlation actor's inbox, with a :class:`~hbtrio._actors.correlation.Reply`
+over the correlation actor's inbox, with a ``Reply``
 that wakes it. After a reconnect everything desired is subscribed again; a
 stream that delivered data and then went silent is subscribed again.
 """
@@ -66,7 +66,7 @@ def encode_action(action: Action) -> str:
     """Encode a planned action as the client's JSON text frame.
 
     Args:
-        action: A :class:`Subscribe` or :class:`Unsubscribe` from the plan.
+        action: A ``Subscribe`` or ``Unsubscribe`` from the plan.
 
     Returns:
         The frame.
@@ -169,7 +169,7 @@ class RenewalActor:
         subscriptions: The desired/active subscription set (read it, do not change it).
         sent: Number of actions sent.
         renewed: Number of stale streams renewed.
-        marks_dropped: :class:`DataSeen` marks dropped because the inbox was full.
+        marks_dropped: ``DataSeen`` marks dropped because the inbox was full.
     """
 
     def __init__(
@@ -200,7 +200,7 @@ class RenewalActor:
         self.marks_dropped = 0
 
     def mark_data(self, subscription_id: str, now: float) -> None:
-        """Send a :class:`DataSeen` mark without blocking (the data router's path).
+        """Send a ``DataSeen`` mark without blocking (the data router's path).
 
         A mark that finds the inbox full is dropped and counted: the next push
         marks the stream again.

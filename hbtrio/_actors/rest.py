@@ -1,16 +1,16 @@
 """The REST request path: retries, time bounds, error mapping, logging.
 
-:class:`RestActor` sends :class:`~hbtrio._wire.rest.HttpRequest` values built by
-:mod:`hbtrio._wire.rest` over a :class:`Transport` (the
-:class:`~hbtrio._actors.http.HttpPool` in production, an in-memory fake in unit
+``RestActor`` sends ``HttpRequest`` values built by
+``hbtrio._wire.rest`` over a ``Transport`` (the
+``HttpPool`` in production, an in-memory fake in unit
 tests), parses 2xx answers with the given parser and maps every other answer with
-:func:`hbtrio._wire.errors.error_from_response`.
+``hbtrio._wire.errors.error_from_response``.
 
 Retry policy
 ------------
 Every attempt is bounded by ``config.timeout`` (none when it is 0). A failed
 attempt is retried, after a full-jitter exponential backoff delay
-(:func:`hbtrio._core.backoff.retry_delays`), at most ``config.retries`` times:
+(``hbtrio._core.backoff.retry_delays``), at most ``config.retries`` times:
 
 * idempotent requests (reads): on any connection failure except TLS certificate
   and authentication failures, on timeouts, and on retryable server answers (429,
@@ -18,9 +18,9 @@ attempt is retried, after a full-jitter exponential backoff delay
 * non-idempotent requests (placing, cancelling): only when the request provably
   never reached the server (transport errors with ``retryable=True``) or the
   server said it did not process it (429, 503). Any other lost answer raises
-  :class:`AmbiguousOutcome` for the caller to reconcile: an order is never sent
+  ``AmbiguousOutcome`` for the caller to reconcile: an order is never sent
   twice blindly. A plain 5xx answer to an order placement is also handed over as
-  :class:`AmbiguousOutcome` (``answered=True``): the server may have created the
+  ``AmbiguousOutcome`` (``answered=True``): the server may have created the
   order before failing.
 
 A call therefore returns or raises within ``timeout * (retries + 1)`` plus the
@@ -30,9 +30,9 @@ Logging: every request and answer is logged at DEBUG on the ``hbtrio`` logger
 (method, path, body excerpt, status, duration). Headers are never logged, so
 the ``Authorization`` value (the API key) cannot appear.
 
-Observing: an optional :data:`RequestObserver` is called after every attempt
+Observing: an optional ``RequestObserver`` is called after every attempt
 with ``(method, endpoint, seconds, outcome)``, the endpoint being the path's
-template (:func:`endpoint_of`: no query string, no ids). Unset (the default), it
+template (``endpoint_of``: no query string, no ids). Unset (the default), it
 costs one attribute check per attempt: no clock read, no allocation.
 """
 
@@ -83,7 +83,7 @@ _RETRY_STATUSES_UNSENT = frozenset({429, 503})
 RequestObserver = Callable[[str, str, float, str], None]
 """Called after each HTTP attempt with ``(method, endpoint, seconds, outcome)``.
 
-``endpoint`` is the path template (see :func:`endpoint_of`), ``seconds`` the
+``endpoint`` is the path template (see ``endpoint_of``), ``seconds`` the
 attempt's duration (monotonic clock), ``outcome`` ``"ok"`` for a success status,
 the status code (``"404"``, ``"503"``) for another answer, or the exception's
 class name (``"ConnectionFailed"``, ``"RequestTimeout"``) when there was none.
@@ -114,7 +114,7 @@ def endpoint_of(path: str) -> str:
 
 
 class Transport(Protocol):
-    """What the REST actor needs from the HTTP layer (see :class:`HttpPool`)."""
+    """What the REST actor needs from the HTTP layer (see ``HttpPool``)."""
 
     async def request(
         self,
@@ -190,7 +190,7 @@ class RestActor:
         rejections: Table mapping order rejection texts to exception types.
         rng: Random source of the backoff jitter.
         clock: Wall clock (epoch seconds) used to stamp request windows.
-        observer: Called after every attempt (see :data:`RequestObserver`);
+        observer: Called after every attempt (see ``RequestObserver``);
             ``None`` (the default) costs nothing.
 
     Attributes:
@@ -295,8 +295,8 @@ class RestActor:
             AmbiguousOutcome: A non-idempotent request may have reached the server
                 and its answer was lost (only for ``req.idempotent == False``).
             HbtrioError: The mapped error of the last attempt (see
-                :func:`~hbtrio._wire.errors.error_from_response`), a transport error,
-                or :class:`MalformedResponse`.
+                ``error_from_response``), a transport error,
+                or ``MalformedResponse``.
         """
         # The jittered delays are drawn at the first retry: most calls never retry.
         delays: list[float] | None = None
@@ -368,7 +368,7 @@ class RestActor:
 
 
 MATCH_SLACK = 2.0
-"""Seconds of clock tolerance :func:`match_order` allows on each side of a window."""
+"""Seconds of clock tolerance ``match_order`` allows on each side of a window."""
 
 
 def match_order(

@@ -1,6 +1,6 @@
 """Streaming supervisor: the WebSocket side of a client.
 
-:class:`StreamingSupervisor` runs, in one nursery, each started with
+``StreamingSupervisor`` runs, in one nursery, each started with
 ``nursery.start`` and each owning its bounded ``trio`` memory-channel inbox::
 
     publisher    <- events from every producer  -> EventEngine.publish
@@ -21,7 +21,7 @@ Delivery never blocks the reader: every consumer has its own bounded buffer with
 a conflation policy. Order books and tickers keep only the latest value (a
 snapshot supersedes the previous one); trades and candles keep the newest
 ``buffer`` items and drop the oldest when the consumer falls behind. Drops are
-counted per consumer (:attr:`Subscription.dropped`). The same data is published
+counted per consumer (``Subscription.dropped``). The same data is published
 once to the event engine (``OrderBookUpdate``, ``MarketTrades``,
 ``CandleUpdate``, ``TickerUpdate``), whose own policy applies to its subscribers.
 
@@ -256,7 +256,7 @@ class StreamingSupervisor:
             ticker subscription starts, for the initial last price and volume.
         extra_actors: Further actors started in the supervisor's nursery before
             the connection.
-        engine: The event engine, for :meth:`events` (``publish`` is usually
+        engine: The event engine, for ``events`` (``publish`` is usually
             its ``publish``).
         tracker: The order tracker actor, started with the others; its events
             go through the publisher actor.
@@ -480,7 +480,7 @@ class StreamingSupervisor:
                 server sends (the server clamps it).
 
         Yields:
-            An async iterator of :class:`~hbtrio.OrderBook`.
+            An async iterator of ``OrderBook``.
 
         Raises:
             InputValidationError: An argument is invalid.
@@ -502,7 +502,7 @@ class StreamingSupervisor:
         update_interval: float = 1.0,
         buffer: int = DEFAULT_BUFFER,
     ) -> AsyncIterator[Subscription[MarketTrade]]:
-        """Stream public trades of one market, one :class:`~hbtrio.MarketTrade` each.
+        """Stream public trades of one market, one ``MarketTrade`` each.
 
         Args:
             exchange: Connector name.
@@ -511,7 +511,7 @@ class StreamingSupervisor:
             buffer: Trades the consumer may fall behind before the oldest are dropped.
 
         Yields:
-            An async iterator of :class:`~hbtrio.MarketTrade`.
+            An async iterator of ``MarketTrade``.
 
         Raises:
             InputValidationError: An argument is invalid.
@@ -544,7 +544,7 @@ class StreamingSupervisor:
             buffer: Candles the consumer may fall behind before the oldest are dropped.
 
         Yields:
-            An async iterator of :class:`~hbtrio.Candle` (the live candle repeats
+            An async iterator of ``Candle`` (the live candle repeats
             with the same ``timestamp`` as it updates).
 
         Raises:
@@ -578,7 +578,7 @@ class StreamingSupervisor:
             update_interval: Seconds between server pushes.
 
         Yields:
-            An async iterator of :class:`~hbtrio.Ticker`.
+            An async iterator of ``Ticker``.
 
         Raises:
             InputValidationError: An argument is invalid.

@@ -4,19 +4,19 @@ The Hummingbot API pushes nothing about orders or fills, so this actor polls
 open orders, the order history (for tracked orders that left the open list) and
 fills, every ``poll_active`` seconds while any known order is in flight and
 every ``poll_idle`` seconds otherwise, and feeds the snapshots to the sans-IO
-:class:`~hbtrio._core.tracker.OrderTracker`, which yields each
-:class:`~hbtrio.OrderUpdate` and :class:`~hbtrio.TradeEvent` exactly once.
+``OrderTracker``, which yields each
+``OrderUpdate`` and ``TradeEvent`` exactly once.
 
 Polling goes through the REST layer, not the WebSocket, so it is unaffected by
 reconnections; an order that finished while a poll failed is found in the next
 successful poll's history lookup, so no terminal state is missed. A failed poll
-or a malformed answer is published as an :class:`~hbtrio.ErrorEvent` and the
+or a malformed answer is published as an ``ErrorEvent`` and the
 actor goes on.
 
 Inside a streaming supervisor the events go to the event-publishing actor
-(:meth:`TrackerActor.connect_outbox`): a poll's events with awaiting sends, so
+(``TrackerActor.connect_outbox``): a poll's events with awaiting sends, so
 none is ever dropped when the publisher's inbox is full (the tracker can wait);
-:meth:`TrackerActor.track`, which is synchronous, with its never-blocking path.
+``TrackerActor.track``, which is synchronous, with its never-blocking path.
 Alone, the tracker calls its ``publish`` sink directly.
 """
 
@@ -97,7 +97,7 @@ class TrackerActor:
     """Polls orders and fills and publishes their events exactly once.
 
     Args:
-        rest: The REST calls (see :class:`TrackerRest`).
+        rest: The REST calls (see ``TrackerRest``).
         publish: Non-blocking event sink.
         poll_active: Seconds between polls while an order is in flight.
         poll_idle: Seconds between polls otherwise.
@@ -110,7 +110,7 @@ class TrackerActor:
             ``ErrorEvent`` says so; should it be listed among the open orders
             again, its changes are published as usual, and its fills always are).
         tracker: The sans-IO tracker (default: a new one).
-        clock: Wall clock for request windows (default :func:`time.time`).
+        clock: Wall clock for request windows (default ``time.time``).
 
     Attributes:
         polls: Successful polls so far.
@@ -191,7 +191,7 @@ class TrackerActor:
         or failed). The caller bounds the wait and maps ``FAILED`` to an error.
 
         Args:
-            order_id: Order id (tracked with :meth:`track`).
+            order_id: Order id (tracked with ``track``).
 
         Returns:
             The order in its first state past ``SUBMITTED``.

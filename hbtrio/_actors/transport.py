@@ -1,14 +1,14 @@
 """The WebSocket transport seam: a tiny interface and its trio-websocket implementation.
 
-The connection actor talks to a :class:`WsTransport` obtained from a :data:`Dialer`.
-Production code dials with :func:`trio_websocket_dialer`; actor tests plug in an
+The connection actor talks to a ``WsTransport`` obtained from a ``Dialer``.
+Production code dials with ``trio_websocket_dialer``; actor tests plug in an
 in-memory fake peer so that ``autojump_clock`` can drive time.
 
 Every transport error is translated here, in one place, into hbtrio's own
-exceptions: :class:`TransportClosed` for a closed WebSocket, :class:`ConnectionFailed`
+exceptions: ``TransportClosed`` for a closed WebSocket, ``ConnectionFailed``
 (``retryable=True``) for a refused/reset/timed-out attempt,
-:class:`AuthenticationFailed` for a handshake the server refused with 401/403, and
-:class:`ConnectionFailed` with ``retryable=False`` for a certificate failure.
+``AuthenticationFailed`` for a handshake the server refused with 401/403, and
+``ConnectionFailed`` with ``retryable=False`` for a certificate failure.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class WsTransport(Protocol):
 
 Dialer = Callable[[], AbstractAsyncContextManager[WsTransport]]
 """Opens one WebSocket; leaving the context closes it. Raises
-:class:`ConnectionFailed` (or :class:`AuthenticationFailed`) when the attempt fails."""
+``ConnectionFailed`` (or ``AuthenticationFailed``) when the attempt fails."""
 
 
 def make_ws_ssl_context(config: ClientConfig) -> ssl.SSLContext:
@@ -106,7 +106,7 @@ def make_ws_ssl_context(config: ClientConfig) -> ssl.SSLContext:
 
 
 class _TrioWsTransport:
-    """:class:`WsTransport` over a ``trio_websocket.WebSocketConnection``."""
+    """``WsTransport`` over a ``trio_websocket.WebSocketConnection``."""
 
     def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
         self._ws = ws
@@ -207,7 +207,7 @@ def trio_websocket_dialer(
     message_queue_size: int = 64,
     max_message_size: int = 16 * 1024 * 1024,
 ) -> Dialer:
-    """Return a :data:`Dialer` that opens the market-data WebSocket of ``config``.
+    """Return a ``Dialer`` that opens the market-data WebSocket of ``config``.
 
     The TLS handshake is done before the WebSocket handshake so that certificate
     failures are told apart from other failures; each attempt is bounded by
@@ -216,7 +216,7 @@ def trio_websocket_dialer(
 
     Args:
         config: The client configuration.
-        ssl_context: TLS context to use (default: :func:`make_ws_ssl_context`).
+        ssl_context: TLS context to use (default: ``make_ws_ssl_context``).
         message_queue_size: trio-websocket's internal queue size. The connection
             actor reads continuously, so this never fills for long.
         max_message_size: Largest accepted message, bytes.

@@ -34,7 +34,7 @@ def render_book(book: Any, depth: int | None = None) -> str:
     """An order book as text: a title line, then bids and asks side by side.
 
     Args:
-        book: A :class:`hbtrio.OrderBook`.
+        book: A ``hbtrio.OrderBook``.
         depth: Levels per side to show (default: all).
 
     Returns:

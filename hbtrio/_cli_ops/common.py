@@ -1,7 +1,7 @@
 """What the operator commands share: connection options, errors, output.
 
 Configuration comes from the ``HBTRIO_*`` environment variables
-(:meth:`hbtrio.ClientConfig.from_env`), overridden by ``--host``, ``--port``,
+(``hbtrio.ClientConfig.from_env``), overridden by ``--host``, ``--port``,
 ``--ca-file``, ``--no-tls``, ``--timeout``, ``--retries`` and ``--account``.
 The API key is never taken from a flag: it comes from ``HBTRIO_API_KEY`` or
 from ``--api-key-file`` (a file readable by its owner only).
@@ -207,7 +207,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     """The client configuration from the environment and the flags.
 
     Args:
-        args: Parsed arguments (see :func:`add_connection_arguments`).
+        args: Parsed arguments (see ``add_connection_arguments``).
         environ: Environment (default ``os.environ``).
 
     Returns:
@@ -404,7 +404,7 @@ def execute(
         args: Parsed arguments (connection options and ``--json``).
         command: The command's name (for error lines).
         body: Called with the connected client; returns what to print.
-        open_client: The client factory (default :func:`hbtrio.open_client`).
+        open_client: The client factory (default ``hbtrio.open_client``).
 
     Returns:
         The exit code.

@@ -48,7 +48,7 @@ def render_orders(orders: Sequence[Any]) -> str:
     """Orders as a table.
 
     Args:
-        orders: :class:`hbtrio.Order` values.
+        orders: ``hbtrio.Order`` values.
 
     Returns:
         The table (or ``no orders``).

@@ -34,7 +34,7 @@ class Backoff:
         cap: Largest upper bound of any delay, seconds (``>= initial``).
         reset_after: Seconds a connection must stay up before the attempt
             count starts again from zero.
-        rng: Random source (default: a fresh :class:`random.Random`); pass a
+        rng: Random source (default: a fresh ``random.Random``); pass a
             seeded one for reproducible delays.
 
     Raises:
@@ -108,7 +108,7 @@ class Backoff:
         reconnects quickly, while a flapping one keeps backing off.
 
         Args:
-            now: Current time, same clock as :meth:`on_connected`.
+            now: Current time, same clock as ``on_connected``.
         """
         if self._connected_at is not None and now - self._connected_at >= self.reset_after:
             self._attempts = 0
@@ -127,7 +127,7 @@ def retry_delays(
         retries: Number of retries (``>= 0``).
         initial: Upper bound of the first delay, seconds.
         cap: Largest upper bound of any delay, seconds.
-        rng: Random source (default: a fresh :class:`random.Random`).
+        rng: Random source (default: a fresh ``random.Random``).
 
     Returns:
         ``retries`` full-jitter delays, element ``i`` to wait before retry ``i+1``.

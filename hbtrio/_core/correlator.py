@@ -3,7 +3,7 @@
 The market-data WebSocket carries no request ids: an acknowledgement names the
 deterministic subscription id, and a failed subscribe answers an ``error`` with
 no id at all. The only way to attribute such an error is to keep **at most one**
-subscribe/unsubscribe outstanding per connection; :class:`Correlator` enforces
+subscribe/unsubscribe outstanding per connection; ``Correlator`` enforces
 that, matches acks by ``(kind, subscription_id)`` (heartbeats and data may
 arrive first and are simply not fed), and never matches an ack to a request it
 does not name.
@@ -11,10 +11,10 @@ does not name.
 Pings have no id either: pongs are matched to the oldest outstanding ping.
 
 The caller feeds decoded server messages as plain values
-(:meth:`Correlator.feed_ack`, :meth:`Correlator.feed_error`,
-:meth:`Correlator.feed_pong`) and asks for expired deadlines with
-:meth:`Correlator.expire` / :meth:`Correlator.expire_pings` (or just test
-with :meth:`Correlator.ping_expired`).
+(``Correlator.feed_ack``, ``Correlator.feed_error``,
+``Correlator.feed_pong``) and asks for expired deadlines with
+``Correlator.expire`` / ``Correlator.expire_pings`` (or just test
+with ``Correlator.ping_expired``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class RequestKind(enum.StrEnum):
 
 
 class CorrelatorBusy(RuntimeError):
-    """:meth:`Correlator.start` was called while a request is outstanding."""
+    """``Correlator.start`` was called while a request is outstanding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ class Correlator:
     """Correlates one connection's requests with the server's answers.
 
     At most one subscribe/unsubscribe may be outstanding; any number of pings.
-    Call :meth:`reset` when the connection is replaced.
+    Call ``reset`` when the connection is replaced.
     """
 
     __slots__ = ("_pending", "_pings", "_tokens")
@@ -135,14 +135,14 @@ class Correlator:
             kind: ``"subscribe"`` or ``"unsubscribe"``.
             subscription_id: The id the server's ack will carry.
             now: Current time.
-            deadline: Time after which :meth:`expire` fails the request.
+            deadline: Time after which ``expire`` fails the request.
 
         Returns:
             The request's token.
 
         Raises:
             CorrelatorBusy: Another request is outstanding.
-            ValueError: ``kind`` is not a :class:`RequestKind`.
+            ValueError: ``kind`` is not a ``RequestKind``.
         """
         if self._pending is not None:
             raise CorrelatorBusy(

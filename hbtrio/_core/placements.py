@@ -70,7 +70,7 @@ class PlacementLedger:
             now: The current wall-clock time, epoch seconds.
 
         Returns:
-            The record, to pass to :meth:`settle` or :meth:`leave_unknown`.
+            The record, to pass to ``settle`` or ``leave_unknown``.
         """
         self._expire(now)
         placement = Placement(key, now)
@@ -82,7 +82,7 @@ class PlacementLedger:
         """Forget a placement whose outcome is known.
 
         Args:
-            placement: A record from :meth:`begin`, still in flight.
+            placement: A record from ``begin``, still in flight.
         """
         if placement in self._in_flight:
             self._in_flight.remove(placement)
@@ -92,7 +92,7 @@ class PlacementLedger:
         """Keep a placement whose outcome stayed unknown as a rival of later ones.
 
         Args:
-            placement: A record from :meth:`begin`, still in flight.
+            placement: A record from ``begin``, still in flight.
             now: The current wall-clock time, epoch seconds.
         """
         if placement in self._in_flight:

@@ -1,7 +1,7 @@
 """Client-side request rate limit: a sans-IO token bucket.
 
 The bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per second.
-:meth:`TokenBucket.acquire` takes one token *now* and returns how long the caller
+``TokenBucket.acquire`` takes one token *now* and returns how long the caller
 must wait before using it. The balance may go negative: a caller that gets a wait
 has reserved its slot, so callers are served in the order they asked and nothing
 is ever dropped. Time is passed in (``now``, any monotonic clock in seconds), so
@@ -21,7 +21,7 @@ class TokenBucket:
     Args:
         rate: Tokens added per second (``> 0``): the sustained request rate.
         burst: Bucket capacity (``>= 1``): how many requests may go at once
-            after a quiet period (see :meth:`for_rate` for hbtrio's choice).
+            after a quiet period (see ``for_rate`` for hbtrio's choice).
 
     Raises:
         ValueError: ``rate`` is not a positive finite number or ``burst < 1``.
@@ -87,7 +87,7 @@ class TokenBucket:
         """Tokens available at ``now`` (negative while callers are queued).
 
         Args:
-            now: Current time, seconds on the same clock as :meth:`acquire`.
+            now: Current time, seconds on the same clock as ``acquire``.
 
         Returns:
             The token balance.

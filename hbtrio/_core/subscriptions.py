@@ -7,17 +7,17 @@ Stream keys name what a consumer wants::
     ("candles", connector, pair, interval)
 
 Each key maps to the server's deterministic subscription id
-(:func:`subscription_id`). Consumers share one server subscription per key;
+(``subscription_id``). Consumers share one server subscription per key;
 the server subscription is made with the *most demanding* parameters of its
 consumers (deepest book, shortest ``update_interval``, most candle records),
 and each consumer gets its own view (the actor truncates books to the
 consumer's depth).
 
-:class:`SubscriptionSet` keeps the desired set (consumers) and the active set
-(what the server acknowledged). :meth:`SubscriptionSet.plan` returns the
+``SubscriptionSet`` keeps the desired set (consumers) and the active set
+(what the server acknowledged). ``SubscriptionSet.plan`` returns the
 actions that turn desired into active and marks them in flight; the caller
-sends them and reports each outcome with :meth:`SubscriptionSet.on_ack` or
-:meth:`SubscriptionSet.on_failed`. A subscription whose required parameters
+sends them and reports each outcome with ``SubscriptionSet.on_ack`` or
+``SubscriptionSet.on_failed``. A subscription whose required parameters
 grow is subscribed again under the same id (the server replaces it); when its
 last consumer leaves it is unsubscribed.
 """
@@ -203,7 +203,7 @@ class Unsubscribe:
 
 
 Action: TypeAlias = Subscribe | Unsubscribe
-"""What :meth:`SubscriptionSet.plan` asks the caller to send."""
+"""What ``SubscriptionSet.plan`` asks the caller to send."""
 
 
 @dataclass(slots=True)
@@ -246,10 +246,10 @@ class SubscriptionSet:
 
         Args:
             key: Stream key.
-            params: What this consumer needs (default :class:`StreamParams`).
+            params: What this consumer needs (default ``StreamParams``).
 
         Returns:
-            The consumer id (for :meth:`unregister`).
+            The consumer id (for ``unregister``).
 
         Raises:
             ValueError: ``key`` is not a valid stream key.
@@ -268,7 +268,7 @@ class SubscriptionSet:
         """Remove a consumer (unknown ids are ignored).
 
         Args:
-            consumer: Id returned by :meth:`register`.
+            consumer: Id returned by ``register``.
         """
         sub_id = self._by_consumer.pop(consumer, None)
         if sub_id is None:
@@ -327,10 +327,10 @@ class SubscriptionSet:
         """Actions that bring the active set to the desired set.
 
         Each returned action is marked in flight: no further action is planned
-        for its subscription until :meth:`on_ack` or :meth:`on_failed`.
+        for its subscription until ``on_ack`` or ``on_failed``.
 
         Args:
-            now: Current time; subscriptions held back by :meth:`on_failed`
+            now: Current time; subscriptions held back by ``on_failed``
                 until a later time are skipped. ``None`` ignores such holds.
 
         Returns:
@@ -401,7 +401,7 @@ class SubscriptionSet:
 
         Args:
             sub_id: Subscription id of the failed action.
-            now: Current time (``None``: retry at the next :meth:`plan`).
+            now: Current time (``None``: retry at the next ``plan``).
             hold: Seconds to hold the subscription back.
 
         Returns:
@@ -473,7 +473,7 @@ class SubscriptionSet:
         return min(times, default=None)
 
     def force_resubscribe(self, key: StreamKey) -> None:
-        """Treat a (stale) subscription as inactive so :meth:`plan` renews it.
+        """Treat a (stale) subscription as inactive so ``plan`` renews it.
 
         Args:
             key: Stream key (unknown keys are ignored).

@@ -1,13 +1,13 @@
 """The order tracker's snapshot diff (sans-IO).
 
 The real server pushes nothing about orders or fills: the client polls open
-orders, order history and fills, and :class:`OrderTracker` turns those
+orders, order history and fills, and ``OrderTracker`` turns those
 snapshots into events:
 
-* one :class:`~hbtrio.events.OrderUpdate` per change of ``(status,
+* one ``OrderUpdate`` per change of ``(status,
   filled_amount)`` of an order, never a duplicate and never backwards, however
   snapshots are reordered or repeated;
-* one :class:`~hbtrio.events.TradeEvent` per fill ``trade_id``.
+* one ``TradeEvent`` per fill ``trade_id``.
 
 A snapshot ``s`` replaces the known state ``k`` of an order when
 
@@ -85,7 +85,7 @@ class OrderTracker:
         max_terminal: Most terminal orders kept in full.
         max_tombstones: Most ids of forgotten orders remembered.
         max_fills: Most fill ids remembered for de-duplication.
-        recent_fills: Most fills kept in :attr:`fills`.
+        recent_fills: Most fills kept in ``fills``.
     """
 
     __slots__ = (
@@ -130,8 +130,8 @@ class OrderTracker:
     def track(self, order: Order, now: float) -> list[OrderUpdate]:
         """Add an order the client just placed, so it is polled fast.
 
-        Only orders added here count for :attr:`has_in_flight` and
-        :meth:`poll_interval`: other orders of the account (placed by other
+        Only orders added here count for ``has_in_flight`` and
+        ``poll_interval``: other orders of the account (placed by other
         programs, possibly resting for days) are followed at the idle pace.
 
         Args:
@@ -139,7 +139,7 @@ class OrderTracker:
             now: Current time (event timestamps).
 
         Returns:
-            Its first :class:`OrderUpdate` (none if already known in this state).
+            Its first ``OrderUpdate`` (none if already known in this state).
         """
         events = self.apply_orders((order,), now)
         if order.order_id in self._live:
@@ -255,7 +255,7 @@ class OrderTracker:
 
     @property
     def has_in_flight(self) -> bool:
-        """Whether any order this client placed (:meth:`track`) is not terminal."""
+        """Whether any order this client placed (``track``) is not terminal."""
         return bool(self._mine)
 
     def poll_interval(self, active: float = 0.1, idle: float = 2.0) -> float:
@@ -303,7 +303,7 @@ class OrderTracker:
             now: Current time (event timestamps).
 
         Returns:
-            One :class:`TradeEvent` per fill not seen before.
+            One ``TradeEvent`` per fill not seen before.
         """
         events = []
         seen = self._seen_fills

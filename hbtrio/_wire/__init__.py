@@ -4,14 +4,14 @@ Nothing here does I/O or imports trio, anyio, trio_websocket, ``hbtrio._actors``
 or ``hbtrio._client``; every function is pure and synchronous.
 
 Modules:
-    rest: :class:`~hbtrio._wire.rest.HttpRequest` builders (``build_*``) and
+    rest: ``HttpRequest`` builders (``build_*``) and
         response parsers (``parse_*``), one pair per REST endpoint.
     ws: WebSocket ``/ws/market-data`` message decoding (tagged union), client
         action encoders, deterministic subscription ids, push converters.
-    errors: :func:`~hbtrio._wire.errors.error_from_response` (HTTP answer to typed
-        exception) and :class:`~hbtrio._wire.errors.RejectionTable` (exchange
+    errors: ``error_from_response`` (HTTP answer to typed
+        exception) and ``RejectionTable`` (exchange
         rejection texts to typed exceptions, user-extensible).
 
-Every parser raises :class:`~hbtrio.MalformedResponse` and nothing else on a
+Every parser raises ``MalformedResponse`` and nothing else on a
 malformed payload.
 """

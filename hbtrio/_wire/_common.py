@@ -2,7 +2,7 @@
 
 Everything that turns server bytes into Python values goes through here, so that
 a malformed payload of any kind surfaces as exactly one exception type,
-:class:`~hbtrio.MalformedResponse`, carrying a short excerpt of the payload.
+``MalformedResponse``, carrying a short excerpt of the payload.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def excerpt(data: object) -> str:
         data: ``bytes``-like, ``str`` or any other value.
 
     Returns:
-        At most :data:`EXCERPT_CHARS` characters; undecodable bytes are replaced.
+        At most ``EXCERPT_CHARS`` characters; undecodable bytes are replaced.
     """
     try:
         if isinstance(data, bytes | bytearray | memoryview):
@@ -71,7 +71,7 @@ def excerpt(data: object) -> str:
 
 
 def malformed(what: str, data: object) -> MalformedResponse:
-    """Build a :class:`MalformedResponse` for a payload.
+    """Build a ``MalformedResponse`` for a payload.
 
     Args:
         what: What was wrong (short, no payload text).
@@ -84,7 +84,7 @@ def malformed(what: str, data: object) -> MalformedResponse:
 
 
 def guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorate a parser so that any failure becomes :class:`MalformedResponse`.
+    """Decorate a parser so that any failure becomes ``MalformedResponse``.
 
     The first positional argument of the decorated function must be the payload;
     it is excerpted into the error.
@@ -150,8 +150,8 @@ class PriceAmount(Protocol):
 def book_levels(
     raw: Iterable[PriceAmount | tuple[Decimal, Decimal]], field: str
 ) -> tuple[Level, ...]:
-    """Convert decoded book levels to :class:`~hbtrio.Level` values, checking each
-    price and amount as :func:`decimal_value` does.
+    """Convert decoded book levels to ``Level`` values, checking each
+    price and amount as ``decimal_value`` does.
 
     This runs for every level of every book (REST and stream), so the common case
     (finite values of sane magnitude) is checked inline; a decoded ``Level`` is
@@ -193,7 +193,7 @@ def book_levels(
 
 
 def optional_decimal(value: Decimal | None, field: str) -> Decimal | None:
-    """Like :func:`decimal_value` but ``None`` passes through.
+    """Like ``decimal_value`` but ``None`` passes through.
 
     Args:
         value: The decoded value or ``None``.
@@ -203,7 +203,7 @@ def optional_decimal(value: Decimal | None, field: str) -> Decimal | None:
         The value or ``None``.
 
     Raises:
-        MalformedResponse: As :func:`decimal_value`.
+        MalformedResponse: As ``decimal_value``.
     """
     return None if value is None else decimal_value(value, field)
 
@@ -297,7 +297,7 @@ def _norm(value: str) -> str:
 
 
 def side(value: str, field: str = "trade_type") -> Side:
-    """Convert ``BUY``/``SELL`` (any case) to :class:`Side`.
+    """Convert ``BUY``/``SELL`` (any case) to ``Side``.
 
     Args:
         value: Wire value.
@@ -318,7 +318,7 @@ def side(value: str, field: str = "trade_type") -> Side:
 
 
 def order_type(value: str, field: str = "order_type") -> OrderType:
-    """Convert an order type (any case) to :class:`OrderType`.
+    """Convert an order type (any case) to ``OrderType``.
 
     Args:
         value: Wire value.
@@ -339,7 +339,7 @@ def order_type(value: str, field: str = "order_type") -> OrderType:
 
 
 def order_status(value: str, field: str = "status") -> OrderStatus:
-    """Convert an order status (any case, ``CANCELED`` spelling too) to :class:`OrderStatus`.
+    """Convert an order status (any case, ``CANCELED`` spelling too) to ``OrderStatus``.
 
     Args:
         value: Wire value.

@@ -1,14 +1,14 @@
 """Map server error answers and exchange rejection texts to typed exceptions (sans-IO).
 
-:func:`error_from_response` turns any non-2xx REST answer into the narrowest
-:class:`~hbtrio.HbtrioError` subclass (protocol section 2); it never fails,
+``error_from_response`` turns any non-2xx REST answer into the narrowest
+``HbtrioError`` subclass (protocol section 2); it never fails,
 whatever the body (JSON ``detail`` string, 422 list, ``text/plain``, binary).
 
-:class:`RejectionTable` classifies the *asynchronous* rejection texts of
+``RejectionTable`` classifies the *asynchronous* rejection texts of
 ``FAILED`` orders (``error_message``) and the few synchronous 400 texts, with
 default patterns for every connector, per-connector additions (Binance, KuCoin,
-OKX, ...) and user extensions via :meth:`RejectionTable.add`. Unknown reasons
-become :class:`~hbtrio.OrderRejected` keeping the raw text.
+OKX, ...) and user extensions via ``RejectionTable.add``. Unknown reasons
+become ``OrderRejected`` keeping the raw text.
 
 Messages carry the server's ``detail`` text (shortened), status, method and
 path, never a request body.
@@ -165,7 +165,7 @@ class RejectionTable:
             connector: The order's connector, for connector-specific rules.
 
         Returns:
-            The matching type, or :class:`~hbtrio.OrderRejected` when none matches.
+            The matching type, or ``OrderRejected`` when none matches.
         """
         if reason:
             text = reason[:2000]
@@ -191,7 +191,7 @@ class RejectionTable:
             connector: The order's connector (defaults to ``request.exchange``).
             request: The order request, when known.
             order_id: The order id, when known.
-            **kw: Structured details for :class:`~hbtrio.HbtrioError` (``status``,
+            **kw: Structured details for ``HbtrioError`` (``status``,
                 ``detail``, ``method``, ``path``, ``retryable``).
 
         Returns:
@@ -310,18 +310,18 @@ def error_from_response(
     ==========  =================================================================
     status      exception
     ==========  =================================================================
-    401, 403    :class:`~hbtrio.AuthenticationFailed`
-    404         :class:`~hbtrio.OrderNotFound` for the cancel path or an order
-                detail; :class:`~hbtrio.NotFound` otherwise (unknown account,
+    401, 403    ``AuthenticationFailed``
+    404         ``OrderNotFound`` for the cancel path or an order
+                detail; ``NotFound`` otherwise (unknown account,
                 unknown path, tickers on an old server)
     400         order texts via the rejection table (``MinOrderSizeNotMet``,
                 ``InvalidOrder``, ...); other 400s of an order request
-                :class:`~hbtrio.InvalidOrder`; else :class:`~hbtrio.RequestError`
-    422         :class:`~hbtrio.InputValidationError` (argument from ``loc``)
-    429         :class:`~hbtrio.RequestError`, retryable
-    503, 504    :class:`~hbtrio.ServerError`, retryable
-    other 5xx   :class:`~hbtrio.ServerError`, not retryable
-    other       :class:`~hbtrio.RequestError`
+                ``InvalidOrder``; else ``RequestError``
+    422         ``InputValidationError`` (argument from ``loc``)
+    429         ``RequestError``, retryable
+    503, 504    ``ServerError``, retryable
+    other 5xx   ``ServerError``, not retryable
+    other       ``RequestError``
     ==========  =================================================================
 
     Args:
@@ -331,7 +331,7 @@ def error_from_response(
         method: Request method.
         path: Request path (no credentials).
         request: The order request, for order endpoints.
-        rejections: Table for order texts (default :data:`DEFAULT_REJECTIONS`).
+        rejections: Table for order texts (default ``DEFAULT_REJECTIONS``).
 
     Returns:
         The exception (not raised), with ``status``, ``detail``, ``method``,

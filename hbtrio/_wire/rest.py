@@ -1,39 +1,39 @@
 """REST request builders and response parsers, one pair per endpoint (sans-IO).
 
-Builders take already-validated values (see :mod:`hbtrio._validation`: public
+Builders take already-validated values (see ``hbtrio._validation``: public
 enums, ``Decimal`` amounts, times as integer milliseconds) and return an
-:class:`HttpRequest`: method, the exact slash-exact path with every path segment
+``HttpRequest``: method, the exact slash-exact path with every path segment
 percent-encoded plus the query string, the JSON body, and whether sending it
 twice is harmless (``idempotent``; only placing and cancelling orders are not).
 
 Parsers take the raw response body and return public models of
-:mod:`hbtrio.models`. They decode with msgspec decoders built once at import
+``hbtrio.models``. They decode with msgspec decoders built once at import
 into private wire structs, then convert: decimals arrive as JSON numbers or
 strings and always become ``Decimal`` (never through ``float``); timestamps
 arrive as float seconds or ISO-8601 strings and become float epoch seconds.
 Any malformed body (invalid JSON or UTF-8, wrong types, missing fields, absurd
-numbers) raises :class:`~hbtrio.MalformedResponse`, never anything else; the
+numbers) raises ``MalformedResponse``, never anything else; the
 caller may set ``method``/``path`` on it.
 
 ============================  =====================================  ==========================
 endpoint                      builder                                parser
 ============================  =====================================  ==========================
-``GET /``                     :func:`build_server_info`              :func:`parse_server_info`
-``GET /accounts/``            :func:`build_accounts`                 :func:`parse_str_list`
-``GET /connectors/``          :func:`build_connectors`               :func:`parse_str_list`
-trading rules                 :func:`build_trading_rules`            :func:`parse_trading_rules`
-order types                   :func:`build_order_types`              :func:`parse_order_types`
-place order                   :func:`build_place_order`              :func:`parse_place_order`
-cancel                        :func:`build_cancel_order`             :func:`parse_cancel`
-open orders                   :func:`build_active_orders`            :func:`parse_orders_page`
-order history                 :func:`build_order_search`             :func:`parse_orders_page`
-fills                         :func:`build_trades`                   :func:`parse_trades_page`
-balances                      :func:`build_portfolio_state`          :func:`parse_balances`
-prices                        :func:`build_prices`                   :func:`parse_prices`
-order book                    :func:`build_order_book`               :func:`parse_order_book`
-candles                       :func:`build_candles`                  :func:`parse_candles`
-historical candles            :func:`build_historical_candles`       :func:`parse_candles`
-tickers (newer servers)       :func:`build_tickers`                  :func:`parse_tickers`
+``GET /``                     ``build_server_info``              ``parse_server_info``
+``GET /accounts/``            ``build_accounts``                 ``parse_str_list``
+``GET /connectors/``          ``build_connectors``               ``parse_str_list``
+trading rules                 ``build_trading_rules``            ``parse_trading_rules``
+order types                   ``build_order_types``              ``parse_order_types``
+place order                   ``build_place_order``              ``parse_place_order``
+cancel                        ``build_cancel_order``             ``parse_cancel``
+open orders                   ``build_active_orders``            ``parse_orders_page``
+order history                 ``build_order_search``             ``parse_orders_page``
+fills                         ``build_trades``                   ``parse_trades_page``
+balances                      ``build_portfolio_state``          ``parse_balances``
+prices                        ``build_prices``                   ``parse_prices``
+order book                    ``build_order_book``               ``parse_order_book``
+candles                       ``build_candles``                  ``parse_candles``
+historical candles            ``build_historical_candles``       ``parse_candles``
+tickers (newer servers)       ``build_tickers``                  ``parse_tickers``
 ============================  =====================================  ==========================
 """
 

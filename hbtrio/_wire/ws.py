@@ -1,18 +1,18 @@
 """WebSocket ``/ws/market-data`` messages: decoding, encoding, conversion (sans-IO).
 
 Server messages are a msgspec tagged union on ``type``; one decoder is built at
-import. :func:`decode_server_message` turns a frame into one of the message
-structs below, an :class:`UnknownMessage` for a ``type`` this version does not
-know, or raises :class:`~hbtrio.MalformedResponse` for anything else (binary or
+import. ``decode_server_message`` turns a frame into one of the message
+structs below, an ``UnknownMessage`` for a ``type`` this version does not
+know, or raises ``MalformedResponse`` for anything else (binary or
 invalid UTF-8 frames, invalid JSON, wrong shapes, oversized frames).
 
 Client actions are encoded by the ``encode_*`` functions as JSON text. Subscription
 ids are deterministic (the server's own scheme), so acknowledgements are
-correlated by id: :func:`order_book_subscription_id`, :func:`trades_subscription_id`,
-:func:`candles_subscription_id`.
+correlated by id: ``order_book_subscription_id``, ``trades_subscription_id``,
+``candles_subscription_id``.
 
-Pushes become public models with :func:`order_book_from_push`,
-:func:`trades_from_push`, :func:`candles_from_push` and :func:`candle_from_update`.
+Pushes become public models with ``order_book_from_push``,
+``trades_from_push``, ``candles_from_push`` and ``candle_from_update``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
-"""Largest frame :func:`decode_server_message` accepts by default (bytes)."""
+"""Largest frame ``decode_server_message`` accepts by default (bytes)."""
 
 _Time: TypeAlias = float | str | None
 
@@ -271,7 +271,7 @@ ServerMessage: TypeAlias = KnownMessage | UnknownMessage
 _KNOWN_TYPES: frozenset[str] = frozenset(
     str(cls.__struct_config__.tag) for cls in get_args(KnownMessage)
 )
-"""The ``type`` tags of :data:`KnownMessage` (derived, so a new message type is known)."""
+"""The ``type`` tags of ``KnownMessage`` (derived, so a new message type is known)."""
 
 
 class _Envelope(msgspec.Struct, frozen=True):
@@ -294,7 +294,7 @@ def decode_server_message(
         max_size: Largest accepted frame, in bytes (characters for ``str``).
 
     Returns:
-        The message struct, or :class:`UnknownMessage` for an unknown ``type``.
+        The message struct, or ``UnknownMessage`` for an unknown ``type``.
 
     Raises:
         MalformedResponse: Oversized, not UTF-8, not JSON, or a known ``type``
@@ -479,7 +479,7 @@ def encode_unsubscribe(subscription_id: str) -> str:
 def order_book_from_push(
     message: OrderBookMessage, exchange: str, market: str, *, now: float = 0.0
 ) -> OrderBook:
-    """Convert an order book push to an :class:`~hbtrio.OrderBook`.
+    """Convert an order book push to an ``OrderBook``.
 
     Args:
         message: The decoded push.
@@ -536,7 +536,7 @@ def trades_from_push(
 
 
 def candle_from_wire(candle: WireCandle) -> Candle:
-    """Convert a wire candle to a :class:`~hbtrio.Candle`.
+    """Convert a wire candle to a ``Candle``.
 
     Args:
         candle: The decoded candle.

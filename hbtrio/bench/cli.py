@@ -1,6 +1,6 @@
 """``hbtrio bench``: run the bundled latency suite.
 
-Imports only :mod:`argparse` and the small :mod:`~hbtrio.bench.protocol` module
+Imports only ``argparse`` and the small ``protocol`` module
 (names of the scenarios and contenders) at module level: the ``hbtrio``
 dispatcher imports every command module to build its parser.
 """
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the suite.
 
     Args:
-        args: Parsed options of :func:`add_arguments`.
+        args: Parsed options of ``add_arguments``.
 
     Returns:
         0 when the suite ran (goals are reported, not asserted), 2 on bad

@@ -6,7 +6,7 @@ This is the one place the suite touches hbtrio's client. It uses
 ``client.cancel_all_orders``, ``client.subscribe_order_book``, ``client.events()``
 and ``hbtrio.EventEngine.subscribe``/``publish``. Should the client be
 missing (an old or partial install) the runner skips this contender with a note
-(see :func:`availability`).
+(see ``availability``).
 
 Runs under Trio (the worker calls it from ``trio.run``).
 """

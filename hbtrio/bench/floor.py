@@ -1,7 +1,7 @@
 """The floor contender: the thinnest client that does the job.
 
-Raw HTTP/1.1 written by hand on kept-alive TLS sockets (plain :mod:`socket` +
-:mod:`ssl`, blocking I/O for sequential requests, one :mod:`selectors` loop over
+Raw HTTP/1.1 written by hand on kept-alive TLS sockets (plain ``socket`` +
+``ssl``, blocking I/O for sequential requests, one ``selectors`` loop over
 non-blocking sockets for concurrent ones), a raw WebSocket client (RFC 6455
 framing written by hand over the same kind of socket), and msgspec decoding of
 every body into typed structs with ``Decimal`` money, i.e. the same work a real

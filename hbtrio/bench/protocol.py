@@ -2,13 +2,13 @@
 
 The runner starts ``python -m hbtrio.bench.worker CONTENDER`` and writes one
 command per line on its stdin; the worker answers each with exactly one
-:class:`Reply` line on its stdout. The first command is :class:`Setup` (which
+``Reply`` line on its stdout. The first command is ``Setup`` (which
 carries the credentials: they travel over the pipe, never in argv or the
-environment); the last is :class:`Quit`.
+environment); the last is ``Quit``.
 
-Every contender implements the same operations (see :class:`SyncContender`
-and :class:`AsyncContender`) and measures its own latencies with
-:func:`time.perf_counter_ns`, so samples exclude the pipe.
+Every contender implements the same operations (see ``SyncContender``
+and ``AsyncContender``) and measures its own latencies with
+``time.perf_counter_ns``, so samples exclude the pipe.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Setup(msgspec.Struct, frozen=True, tag="setup"):
-    """Connect to the target. Answer: ``values={"version": ...}`` in :attr:`Reply.info`."""
+    """Connect to the target. Answer: ``values={"version": ...}`` in ``Reply.info``."""
 
     target: Target
 
@@ -97,7 +97,7 @@ class Setup(msgspec.Struct, frozen=True, tag="setup"):
 class Latency(msgspec.Struct, frozen=True, tag="latency"):
     """Run ``warmup`` untimed then ``n`` timed round trips of a latency scenario.
 
-    Answer: :attr:`Reply.samples_us`.
+    Answer: ``Reply.samples_us``.
     """
 
     scenario: str
@@ -108,7 +108,7 @@ class Latency(msgspec.Struct, frozen=True, tag="latency"):
 class Throughput(msgspec.Struct, frozen=True, tag="throughput"):
     """``concurrency`` concurrent request loops for ``duration`` seconds.
 
-    Answer: :attr:`Reply.count` requests, :attr:`Reply.wall_s`, :attr:`Reply.cpu_s`.
+    Answer: ``Reply.count`` requests, ``Reply.wall_s``, ``Reply.cpu_s``.
     """
 
     concurrency: int
@@ -118,7 +118,7 @@ class Throughput(msgspec.Struct, frozen=True, tag="throughput"):
 class Stream(msgspec.Struct, frozen=True, tag="stream"):
     """Subscribe to order-book snapshots (``update_interval`` 0) and count them.
 
-    Answer: :attr:`Reply.count` snapshots decoded in :attr:`Reply.wall_s`.
+    Answer: ``Reply.count`` snapshots decoded in ``Reply.wall_s``.
     """
 
     duration: float
@@ -128,7 +128,7 @@ class Stream(msgspec.Struct, frozen=True, tag="stream"):
 class Extra(msgspec.Struct, frozen=True, tag="extra"):
     """An hbtrio-only scenario (``order_event``, ``fanout``, ``memory``).
 
-    Answer: :attr:`Reply.samples_us` and/or :attr:`Reply.values`.
+    Answer: ``Reply.samples_us`` and/or ``Reply.values``.
     """
 
     scenario: str
@@ -138,7 +138,7 @@ class Extra(msgspec.Struct, frozen=True, tag="extra"):
 class Cleanup(msgspec.Struct, frozen=True, tag="cleanup"):
     """Cancel every open order of the account on the target market (untimed).
 
-    Answer: :attr:`Reply.count` orders cancelled.
+    Answer: ``Reply.count`` orders cancelled.
     """
 
 
@@ -153,13 +153,13 @@ class Reply(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One answer of a worker.
 
     Attributes:
-        ok: False when the command failed; :attr:`error` says why.
+        ok: False when the command failed; ``error`` says why.
         error: Readable error (never containing the API key).
         samples_us: Latency samples in microseconds.
         count: Requests completed, snapshots received or orders cancelled.
         wall_s: Wall-clock seconds of the measured window.
         cpu_s: Process CPU seconds (user + system) over the same window.
-        values: Named figures of an :class:`Extra` scenario.
+        values: Named figures of an ``Extra`` scenario.
         info: Descriptive strings (library versions, notes).
     """
 

@@ -1,6 +1,6 @@
 """Results of a bench run: RESULT lines, goals, the table, the JSON file, the plot.
 
-Everything here is pure (no I/O except :func:`write_json` and :func:`write_plot`)
+Everything here is pure (no I/O except ``write_json`` and ``write_plot``)
 so it can be tested without a server.
 """
 
@@ -92,7 +92,7 @@ class Results:
         mode: ``quick``, ``full`` or ``custom``.
         started_at: ISO-8601 UTC start time.
         duration_s: Wall-clock length of the run.
-        machine: :func:`machine_description`.
+        machine: ``machine_description``.
         target: Where the server was (no credentials).
         settings: The run's settings.
         contenders: Per contender: ``available``, ``note``, ``info`` (versions).
@@ -280,7 +280,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
         results: The run.
 
     Returns:
-        One :class:`Goal` per goal, in a fixed order.
+        One ``Goal`` per goal, in a fixed order.
     """
     goals: list[Goal] = []
     for scenario in ("order_place", "order_book"):
@@ -448,7 +448,7 @@ _RATE_ENTRY = {
         "cpu_us": _NUM,
     },
 }
-#: JSON Schema (draft 2020-12) of the file :func:`write_json` writes.
+#: JSON Schema (draft 2020-12) of the file ``write_json`` writes.
 JSON_SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "hbtrio bench results",
@@ -547,7 +547,7 @@ def _rate_dict(tp: Throughput) -> dict[str, Any]:
 
 
 def to_json(results: Results) -> dict[str, Any]:
-    """Every figure of a run as a JSON-ready dict (valid against :data:`JSON_SCHEMA`).
+    """Every figure of a run as a JSON-ready dict (valid against ``JSON_SCHEMA``).
 
     Args:
         results: The run.
@@ -597,7 +597,7 @@ def to_json(results: Results) -> dict[str, Any]:
 
 
 def write_json(results: Results, path: Path) -> None:
-    """Write :func:`to_json` to a file (pretty-printed).
+    """Write ``to_json`` to a file (pretty-printed).
 
     Args:
         results: The run.

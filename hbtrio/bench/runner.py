@@ -2,7 +2,7 @@
 
 It starts the simulator in a separate process (TLS on, on a port of its own
 choosing) or uses the server the user names, starts each contender in its own
-worker process (:mod:`hbtrio.bench.worker`), and drives them in rounds: in each
+worker process (``hbtrio.bench.worker``), and drives them in rounds: in each
 round every contender runs one batch of every scenario, the contenders' order
 rotating from round to round, so machine drift hits all alike. Only one
 contender works at a time. Between rounds of ``order_place`` the benchmark
@@ -134,7 +134,7 @@ def settings_for(mode: str, **overrides: object) -> Settings:
     Args:
         mode: ``quick`` (whole suite under a minute on 2 cores, 2,000 samples per
             latency scenario and contender) or ``full`` (20,000).
-        **overrides: Fields of :class:`Settings` to change (``None`` values ignored).
+        **overrides: Fields of ``Settings`` to change (``None`` values ignored).
 
     Returns:
         The settings.
@@ -201,7 +201,7 @@ class SimProcess:
         api_key: Credential pair it accepts.
         seed: Random seed.
         book_rate: Book changes per second per market.
-        port: Port to listen on (0: any free port; see :attr:`url`).
+        port: Port to listen on (0: any free port; see ``url``).
         extra_args: More ``hbtrio sim`` options.
     """
 

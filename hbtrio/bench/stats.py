@@ -1,8 +1,8 @@
 """HDR-style latency statistics.
 
-:class:`LatencyHistogram` records latencies in microseconds into logarithmic
+``LatencyHistogram`` records latencies in microseconds into logarithmic
 buckets: every power-of-two range ``[2**e, 2**(e+1))`` is split into
-:data:`SUB_BUCKETS` equal sub-buckets, so a bucket is at most ``1/1024`` of its
+``SUB_BUCKETS`` equal sub-buckets, so a bucket is at most ``1/1024`` of its
 lower bound wide. A percentile is reported as the midpoint of the bucket that
 holds the exact nearest-rank sample, clamped to the exact ``[min, max]``, hence:
 
@@ -92,7 +92,7 @@ class LatencySummary(msgspec.Struct, frozen=True, kw_only=True):
         count: Number of samples.
         mean_us: Exact mean.
         min_us: Exact minimum.
-        p50_us: Median (within :data:`RELATIVE_ERROR`).
+        p50_us: Median (within ``RELATIVE_ERROR``).
         p90_us: 90th percentile.
         p99_us: 99th percentile.
         p999_us: 99.9th percentile.
@@ -187,7 +187,7 @@ class LatencyHistogram:
         return self._sum / self.count if self.count else math.nan
 
     def percentile(self, percentile: float) -> float:
-        """Nearest-rank percentile within :data:`RELATIVE_ERROR`.
+        """Nearest-rank percentile within ``RELATIVE_ERROR``.
 
         Args:
             percentile: In ``(0, 100]``.
@@ -227,7 +227,7 @@ class LatencyHistogram:
         """The standard figures.
 
         Returns:
-            A :class:`LatencySummary` (``nan`` figures when empty).
+            A ``LatencySummary`` (``nan`` figures when empty).
         """
         p = self.percentiles()
         return LatencySummary(
@@ -250,7 +250,7 @@ class LatencyHistogram:
         return [(_midpoint(k), self._counts[k]) for k in sorted(self._counts)]
 
     def to_dict(self) -> dict[str, object]:
-        """A JSON-ready, lossless form (see :meth:`from_dict`).
+        """A JSON-ready, lossless form (see ``from_dict``).
 
         Returns:
             ``{"count", "sum", "min", "max", "sub_buckets", "counts": {key: n}}``.
@@ -266,7 +266,7 @@ class LatencyHistogram:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> LatencyHistogram:
-        """Rebuild a histogram written by :meth:`to_dict`.
+        """Rebuild a histogram written by ``to_dict``.
 
         Args:
             data: The dict.

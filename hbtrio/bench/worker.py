@@ -1,6 +1,6 @@
 """Entry point of a contender process: ``python -m hbtrio.bench.worker NAME``.
 
-Reads :mod:`hbtrio.bench.protocol` commands from stdin, one per line, and
+Reads ``hbtrio.bench.protocol`` commands from stdin, one per line, and
 answers each with one reply line on stdout. Everything else a library prints
 goes to stderr (``sys.stdout`` is redirected), so the protocol stays clean.
 

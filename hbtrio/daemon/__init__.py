@@ -1,10 +1,10 @@
 """``hbtrio daemon``: the supervised background client.
 
-Modules: :mod:`~hbtrio.daemon.config` (TOML configuration),
-:mod:`~hbtrio.daemon.sinks` (JSON Lines sinks), :mod:`~hbtrio.daemon.metrics`
-and :mod:`~hbtrio.daemon.http` (``/healthz`` and ``/metrics``),
-:mod:`~hbtrio.daemon.logs` (structured logging), :mod:`~hbtrio.daemon.supervisor`
-(the :class:`~hbtrio.daemon.supervisor.Daemon` itself) and
-:mod:`~hbtrio.daemon.cli` (the command). Nothing is imported here, so the
+Modules: ``config`` (TOML configuration),
+``sinks`` (JSON Lines sinks), ``metrics``
+and ``http`` (``/healthz`` and ``/metrics``),
+``logs`` (structured logging), ``supervisor``
+(the ``Daemon`` itself) and
+``cli`` (the command). Nothing is imported here, so the
 configuration can be validated without the optional dependencies.
 """

@@ -1,7 +1,7 @@
 """The daemon's TOML configuration: parsing and validation.
 
 Every key is checked at start: an unknown key or a bad value raises
-:class:`DaemonConfigError` with one line naming it. The API key never appears
+``DaemonConfigError`` with one line naming it. The API key never appears
 in the file: it is read from an environment variable (``api_key_env``) or from
 a file readable by its owner only (``api_key_file``).
 
@@ -174,7 +174,7 @@ class SupervisorConfig:
         backoff_initial: First delay before reconnecting or restarting, seconds.
         backoff_max: Cap of the (doubling, jittered) delay, seconds.
         stop_timeout: Seconds a graceful stop may take before the rest is abandoned
-            (at most :data:`MAX_STOP_TIMEOUT`, so a stop never takes 5 s).
+            (at most ``MAX_STOP_TIMEOUT``, so a stop never takes 5 s).
         buffer: Event buffer of the daemon's subscription to the event engine.
         probe_interval: Seconds between ``server_info`` requests that catch a
             server that stopped answering (``0``: no probe).
@@ -369,7 +369,7 @@ _CLIENT_PASSTHROUGH = (
     "poll_idle",
     "rate_limit",
 )
-"""``[connection]`` keys handed to :class:`~hbtrio.ClientConfig` unchanged."""
+"""``[connection]`` keys handed to ``ClientConfig`` unchanged."""
 _CONNECTION_KEYS = {
     "host",
     "port",
@@ -592,7 +592,7 @@ def parse_config(
     """Validate a parsed TOML document.
 
     Args:
-        data: The document (as returned by :func:`tomllib.loads`).
+        data: The document (as returned by ``tomllib.loads``).
         base_dir: Directory relative paths are resolved against (the file's).
         environ: Environment to read ``api_key_env`` from (default ``os.environ``).
         source: Path of the file, recorded in the result.

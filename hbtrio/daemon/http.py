@@ -1,6 +1,6 @@
 """A tiny HTTP/1.1 server (trio + h11) for ``/healthz`` and ``/metrics``.
 
-``GET /healthz`` answers 200 with a JSON :class:`~hbtrio.daemon.metrics.HealthReport`
+``GET /healthz`` answers 200 with a JSON ``HealthReport``
 while healthy, else 503 with the same body. ``GET /metrics`` answers the
 Prometheus text format. Anything else is 404 (405 for other methods).
 """

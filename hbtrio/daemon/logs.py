@@ -166,7 +166,7 @@ def setup_logging(
     Args:
         fmt: ``human`` or ``json``.
         level: ``debug``, ``info``, ``warning`` or ``error``.
-        secrets: Strings to redact (see :func:`secrets_of`).
+        secrets: Strings to redact (see ``secrets_of``).
         stream: Where to write (default: standard error).
         name: The logger's name.
 

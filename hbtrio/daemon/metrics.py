@@ -1,7 +1,7 @@
 """Daemon health state and Prometheus metrics (a private registry).
 
-:class:`DaemonMetrics` is what the daemon's parts update; the HTTP endpoint
-(:mod:`hbtrio.daemon.http`) reads it for ``/healthz`` and ``/metrics``.
+``DaemonMetrics`` is what the daemon's parts update; the HTTP endpoint
+(``hbtrio.daemon.http``) reads it for ``/healthz`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -210,9 +210,9 @@ class DaemonMetrics:
         self._restarts.inc()
 
     def observe_request(self, method: str, endpoint: str, seconds: float, outcome: str) -> None:
-        """Record one REST request attempt (a :data:`~hbtrio._actors.rest.RequestObserver`).
+        """Record one REST request attempt (a ``RequestObserver``).
 
-        Passed to :func:`hbtrio.open_client` as ``request_observer``, so every
+        Passed to ``hbtrio.open_client`` as ``request_observer``, so every
         request of the client (orders, tracker polls, market data) is measured.
 
         Args:

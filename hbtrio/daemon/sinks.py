@@ -2,8 +2,8 @@
 
 Each event is written as one line, ``msgspec.json.encode(event)``: events are
 tagged structs, so the ``type`` field tells them apart and
-:data:`hbtrio.events.EVENT_DECODER` reads them back. With several ``[[sinks]]``,
-:class:`FanoutSink` encodes each event once and writes the line to every one.
+``hbtrio.events.EVENT_DECODER`` reads them back. With several ``[[sinks]]``,
+``FanoutSink`` encodes each event once and writes the line to every one.
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ def open_sinks(configs: Sequence[SinkConfig]) -> JsonLinesFileSink | StdoutSink 
         configs: The sink configurations (at least one).
 
     Returns:
-        The one sink, or a :class:`FanoutSink` over all of them.
+        The one sink, or a ``FanoutSink`` over all of them.
 
     Raises:
         OSError: A file cannot be opened (the sinks opened before it are closed).

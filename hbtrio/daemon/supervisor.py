@@ -1,9 +1,9 @@
 """The daemon: a supervised client whose events go to its sinks.
 
-:class:`Daemon` runs, in one nursery:
+``Daemon`` runs, in one nursery:
 
-* the health and metrics endpoint (:func:`~hbtrio.daemon.http.serve_health`);
-* the writer, subscribed to every event of the :class:`~hbtrio.EventEngine`,
+* the health and metrics endpoint (``serve_health``);
+* the writer, subscribed to every event of the ``EventEngine``,
   writing each to every sink and keeping the metrics;
 * the supervisor, which opens the client (``open_client(config, engine=...)``,
   with the metrics timing every REST request it makes) and the configured
@@ -78,11 +78,11 @@ class Daemon:
 
     Args:
         config: The validated configuration.
-        logger: Where to log (set up with :func:`~hbtrio.daemon.logs.setup_logging`).
-        open_client: The client factory (default :func:`hbtrio.open_client`);
+        logger: Where to log (set up with ``setup_logging``).
+        open_client: The client factory (default ``hbtrio.open_client``);
             replaceable for tests.
         sink: The sink (default: opened from ``config.sinks``, a
-            :class:`~hbtrio.daemon.sinks.FanoutSink` when there are several).
+            ``FanoutSink`` when there are several).
         metrics: The metrics (default: new, with ``config.http.stale_after``).
         handle_signals: Install SIGINT/SIGTERM handling (main thread only).
         hard_exit: When a graceful stop overruns ``supervisor.stop_timeout``, end
@@ -93,7 +93,7 @@ class Daemon:
         metrics: Health state and counters.
         received: Events received from the engine.
         health_port: The bound port of the health endpoint, once listening.
-        exit_code: The code :meth:`run` returns.
+        exit_code: The code ``run`` returns.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """The hbtrio simulator: a Hummingbot-API-compatible server with a matching engine.
 
-Start it in-process with :func:`serve` (``info = await nursery.start(partial(serve, ...))``)
+Start it in-process with ``serve`` (``info = await nursery.start(partial(serve, ...))``)
 or from the command line with ``hbtrio sim``. Its dependencies live in the ``sim`` extra.
 """
 

@@ -18,7 +18,7 @@ in flight. Its behaviour is hypercorn's: an idle connection is closed after
 ``keep_alive_timeout`` seconds, or at once when the server shuts down.
 
 The hooks are installed once on hypercorn's ``H11Protocol`` and ``TrioSingleTask``
-and are active only for connections served with a :class:`SimConfig` (any other
+and are active only for connections served with a ``SimConfig`` (any other
 hypercorn server in the process behaves as before). They rely on hypercorn
 internals (``H11Protocol._send_h11_event``, ``TrioSingleTask.restart/stop``,
 ``TCPServer._read_data`` and ``_initiate_server_close``); whatever a hypercorn version lacks is not
@@ -40,7 +40,7 @@ _INSTALLED_MARK = "_hbtrio_coalescing"
 
 
 class SimConfig(Config):
-    """A hypercorn :class:`~hypercorn.config.Config` whose HTTP/1.1 answers go out in one write."""
+    """A hypercorn ``Config`` whose HTTP/1.1 answers go out in one write."""
 
     hbtrio_lean_http1 = True
 
@@ -114,7 +114,7 @@ class _IdleWatch:
         self._idle_again.set()
 
     def disarm(self) -> None:
-        """A request is in flight: no timeout until :meth:`arm`."""
+        """A request is in flight: no timeout until ``arm``."""
         self._armed = False
         self._scope.deadline = math.inf
 

@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the simulator until SIGINT or SIGTERM.
 
     Args:
-        args: Parsed options of :func:`add_arguments`.
+        args: Parsed options of ``add_arguments``.
 
     Returns:
         0 after a clean stop, 2 on a bad option or when the address cannot be used.

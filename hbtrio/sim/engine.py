@@ -1,18 +1,18 @@
 """The simulator's matching engine: pure, synchronous, no I/O.
 
-One :class:`Engine` holds every market (a ``(connector, trading pair)`` book with
+One ``Engine`` holds every market (a ``(connector, trading pair)`` book with
 price-time priority), every account's balances with reservations, every order
 the users placed and every fill. It knows nothing about HTTP: the ASGI app turns
 its answers into JSON, the liquidity model drives it with simulated market makers.
 
 Rules, as on the real Hummingbot API (protocol.md sections 2 and 5):
 
-* Synchronous rejections (:class:`RequestRejected`) carry the HTTP status and the
+* Synchronous rejections (``RequestRejected``) carry the HTTP status and the
   exact ``detail`` text of the real server: unknown account, unsupported pair,
   missing price, size or notional below the trading rule.
 * Price and amount are quantized *down* to the rule's increments, not rejected;
   the minimum size and notional are then checked on the quantized values, as
-  the real server does (see :meth:`Engine.check_request`).
+  the real server does (see ``Engine.check_request``).
 * Exchange-side failures are asynchronous: the order is accepted, then ends
   ``FAILED`` with ``error_message`` (``Insufficient balance: ...``,
   ``Order price is outside the allowed range: ...``, or, for a ``LIMIT_MAKER``
@@ -396,7 +396,7 @@ class Book:
 
     Bids and asks are kept as ``price -> deque[SimOrder]`` plus a sorted list of
     prices (ascending for both sides: the best bid is the last, the best ask the
-    first). :attr:`version` increases with every change.
+    first). ``version`` increases with every change.
     """
 
     __slots__ = ("ask_prices", "asks", "bid_prices", "bids", "version")
@@ -570,7 +570,7 @@ class Engine:
     """Every market, account, order and fill of the simulator.
 
     Args:
-        markets: Markets to simulate (default :data:`DEFAULT_MARKETS`).
+        markets: Markets to simulate (default ``DEFAULT_MARKETS``).
         accounts: User account names (default ``("master_account",)``).
         balances: Starting balances of every user account on every connector.
         fee_rate: Fee rate on the quote amount of every fill.
@@ -780,7 +780,7 @@ class Engine:
         asynchronous rejection, with ``error_message``).
 
         Args:
-            account: Account name (:data:`MAKER_ACCOUNT` for the market makers).
+            account: Account name (``MAKER_ACCOUNT`` for the market makers).
             connector: Connector name.
             trading_pair: Trading pair.
             side: ``BUY`` or ``SELL``.

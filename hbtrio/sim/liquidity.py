@@ -1,8 +1,8 @@
 """Simulated liquidity: seeded market makers on a random walk, public trades, candles.
 
-Every market gets one :class:`LiquidityModel`. Its makers keep a ladder of
+Every market gets one ``LiquidityModel``. Its makers keep a ladder of
 ``levels`` resting orders on each side around a reference mid that follows a
-mean-reverting geometric random walk. Each :meth:`LiquidityModel.step` is one
+mean-reverting geometric random walk. Each ``LiquidityModel.step`` is one
 *book change*: either the makers re-quote one ladder level on both sides at the
 current reference mid (an order that now crosses trades, which is how user
 orders near the mid get filled as the market moves), or a simulated taker sends
@@ -306,7 +306,7 @@ def candle_records(
 
     Args:
         market: The market.
-        interval: One of :data:`INTERVALS`.
+        interval: One of ``INTERVALS``.
         now: Current epoch seconds (flat candles are added up to it).
         max_records: Keep only the newest ``max_records``.
         start: Earliest candle open time, epoch seconds (inclusive).

@@ -1,7 +1,7 @@
-"""Running the simulator: :func:`serve` and :class:`SimInfo`.
+"""Running the simulator: ``serve`` and ``SimInfo``.
 
 The server is hypercorn's Trio worker (HTTP/1.1 only, TLS from the files of
-:mod:`hbtrio.sim.tls`) around the lean ASGI app of :mod:`hbtrio.sim.app`, plus one
+``hbtrio.sim.tls``) around the lean ASGI app of ``hbtrio.sim.app``, plus one
 task driving the simulated liquidity at ``book_change_rate`` changes per second
 per market.
 """
@@ -126,7 +126,7 @@ async def serve(
         terminal_linger: Seconds a finished order stays listed by ``orders/active``.
         shutdown_trigger: Awaited; when it returns, WebSockets are closed with
             1001 and the server stops gracefully.
-        task_status: Receives the :class:`SimInfo` once listening.
+        task_status: Receives the ``SimInfo`` once listening.
     """
     from hypercorn.trio import serve as hypercorn_serve
 

@@ -1,6 +1,6 @@
 """Settings and live state of one running simulator.
 
-:class:`SimSettings` is what ``serve()`` was asked for; :class:`SimState` is what
+``SimSettings`` is what ``serve()`` was asked for; ``SimState`` is what
 the server shares between its HTTP handlers, its WebSocket sessions and the
 liquidity driver. Tests reach it as ``SimInfo.state``: ``state.order_log`` lists
 every order the simulator accepted (id and request), ``state.requests`` counts

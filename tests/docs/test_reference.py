@@ -251,3 +251,23 @@ def test_checker_flags_missing_parameters_returns_and_raises() -> None:
     assert check_class("_Undocumented", _Undocumented) == [
         "_Undocumented: constructor parameters not under Args/Attributes: b"
     ]
+
+
+_SPHINX_ROLE = re.compile(r":[a-z]+:`")
+
+
+def _docstrings(obj: object) -> Iterator[tuple[str, str]]:
+    yield getattr(obj, "__qualname__", repr(obj)), inspect.getdoc(obj) or ""
+    if inspect.isclass(obj):
+        for name, member in vars(obj).items():
+            if not name.startswith("_") or name == "__init__":
+                target = member.fget if isinstance(member, property) else member
+                if callable(target) or isinstance(member, property):
+                    yield f"{obj.__qualname__}.{name}", inspect.getdoc(target) or ""
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_reference_docstrings_use_markdown_not_sphinx_roles(name: str) -> None:
+    """mkdocstrings renders Markdown: a Sphinx role would show as raw text."""
+    for where, doc in _docstrings(getattr(hbtrio, name)):
+        assert not _SPHINX_ROLE.search(doc), f"{where}: Sphinx role in docstring"
