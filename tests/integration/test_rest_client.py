@@ -36,7 +36,7 @@ from hbtrio import (
 )
 from hbtrio._client import Client, open_client
 from hbtrio.sim import SimInfo
-from tests.integration.conftest import client_config, start_sim
+from tests.integration.conftest import RawHTTP, client_config, start_sim
 
 EX, PAIR = "binance", "BTC-USDT"
 PLACE = ("POST", "/trading/orders")
@@ -262,6 +262,37 @@ async def test_below_min_size_sends_nothing(client: Client, sim_q: SimInfo) -> N
     order = await client.place_limit_order(EX, PAIR, "BUY", price=price, amount="0.001")
     assert requests_since(sim_q, before)[PLACE] == 1
     assert [e.order_id for e in sim_q.state.order_log] == [order.order_id]
+
+
+async def test_below_minimum_once_quantized_is_refused(client: Client, sim_q: SimInfo) -> None:
+    # 0.0000839 BTC at 60,000 is a notional of 5.03 as written, but 0.00008 BTC (4.80)
+    # once quantized to the amount step, which is what the server checks: the
+    # client checks the same quantized values, so nothing is sent.
+    before = Counter(sim_q.state.requests)
+    with pytest.raises(MinOrderSizeNotMet):
+        await client.place_limit_order(EX, PAIR, "BUY", price="60000", amount="0.0000839")
+    assert requests_since(sim_q, before)[PLACE] == 0
+    assert sim_q.state.order_log == []
+    # the server refuses it on its own too (a client without the local check)
+    http = RawHTTP(sim_q)
+    try:
+        answer = await http.post(
+            "/trading/orders",
+            {
+                "account_name": "master_account",
+                "connector_name": EX,
+                "trading_pair": PAIR,
+                "trade_type": "BUY",
+                "amount": "0.0000839",
+                "order_type": "LIMIT",
+                "price": "60000",
+            },
+        )
+    finally:
+        await http.aclose()
+    assert answer.status == 400
+    assert answer.json()["detail"].startswith("Order notional value 4.80000 is below minimum")
+    assert sim_q.state.order_log == []
 
 
 async def place_resting(client: Client, count: int) -> list[str]:
