@@ -14,6 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 __all__ = ["build_parser", "main"]
 
@@ -82,6 +83,13 @@ def _selected_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Build the argument parser.
 
@@ -97,7 +105,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     Raises:
         MissingExtra: ``command`` needs an optional extra that is not installed.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hbtrio", description="Hummingbot API client for Trio", allow_abbrev=False
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

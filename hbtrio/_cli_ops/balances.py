@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import Output, add_connection_arguments, execute, fmt_decimal, format_table
+from .common import (
+    Output,
+    add_connection_arguments,
+    exchange_arg,
+    execute,
+    fmt_decimal,
+    format_table,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -16,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The command's parser.
     """
-    parser.add_argument("--exchange", "-e", help="only this connector")
+    parser.add_argument("--exchange", "-e", type=exchange_arg, help="only this connector")
     parser.add_argument("--refresh", action="store_true", help="ask the server to refresh first")
     add_connection_arguments(parser)
 

@@ -8,10 +8,12 @@ from typing import Any
 from .common import (
     Output,
     add_connection_arguments,
+    exchange_arg,
     execute,
     fmt_decimal,
     fmt_time,
     format_table,
+    market_arg,
     positive_int,
 )
 
@@ -24,8 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The command's parser.
     """
-    parser.add_argument("exchange", metavar="EXCHANGE", help="connector, e.g. binance")
-    parser.add_argument("market", metavar="MARKET", help="trading pair, e.g. BTC-USDT")
+    parser.add_argument(
+        "exchange", metavar="EXCHANGE", type=exchange_arg, help="connector, e.g. binance"
+    )
+    parser.add_argument(
+        "market", metavar="MARKET", type=market_arg, help="trading pair, e.g. BTC-USDT"
+    )
     parser.add_argument("--depth", "-d", type=positive_int, default=10, help="levels per side")
     add_connection_arguments(parser)
 

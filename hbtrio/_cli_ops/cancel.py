@@ -6,7 +6,15 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_USAGE, Output, add_connection_arguments, execute
+from .common import (
+    EXIT_USAGE,
+    Output,
+    add_connection_arguments,
+    exchange_arg,
+    execute,
+    market_arg,
+    order_id_arg,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -17,10 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The command's parser.
     """
-    parser.add_argument("order_id", metavar="ORDER_ID", nargs="?", help="the order to cancel")
+    parser.add_argument(
+        "order_id", metavar="ORDER_ID", nargs="?", type=order_id_arg, help="the order to cancel"
+    )
     parser.add_argument("--all", action="store_true", help="cancel every open order")
-    parser.add_argument("--exchange", "-e", help="connector (required with ORDER_ID)")
-    parser.add_argument("--market", "-m", help="trading pair (required with ORDER_ID)")
+    parser.add_argument(
+        "--exchange", "-e", type=exchange_arg, help="connector (required with ORDER_ID)"
+    )
+    parser.add_argument(
+        "--market", "-m", type=market_arg, help="trading pair (required with ORDER_ID)"
+    )
     add_connection_arguments(parser)
 
 

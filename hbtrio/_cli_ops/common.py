@@ -37,6 +37,7 @@ from .._errors import (
     RequestTimeout,
     lone_exception,
 )
+from .._validation import check_account, check_exchange, check_market, check_order_id
 from ..daemon.config import DaemonConfigError, read_key_file
 from ..daemon.logs import RedactingFilter, secrets_of
 
@@ -158,6 +159,26 @@ def decimal_arg(text: str) -> Decimal:
     return value
 
 
+def _identifier(check: Callable[[object], str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            return check(text)
+        except InputValidationError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc.rule}") from None
+
+    return parse
+
+
+exchange_arg = _identifier(check_exchange)
+"""``argparse`` type of a connector name, checked as the client checks it (before I/O)."""
+market_arg = _identifier(check_market)
+"""``argparse`` type of a trading pair, checked as the client checks it (before I/O)."""
+account_arg = _identifier(check_account)
+"""``argparse`` type of an account name, checked as the client checks it (before I/O)."""
+order_id_arg = _identifier(check_order_id)
+"""``argparse`` type of an order id, checked as the client checks it (before I/O)."""
+
+
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the connection options and ``--json``.
 
@@ -177,7 +198,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=non_negative_float, metavar="SECONDS", help="per request attempt"
     )
     group.add_argument("--retries", type=int, metavar="N", help="further attempts (>= 0)")
-    group.add_argument("--account", help="Hummingbot account (HBTRIO_ACCOUNT)")
+    group.add_argument("--account", type=account_arg, help="Hummingbot account (HBTRIO_ACCOUNT)")
     group.add_argument(
         "--api-key-file",
         metavar="FILE",

@@ -12,10 +12,12 @@ from .common import (
     EXIT_USAGE,
     Output,
     add_connection_arguments,
+    exchange_arg,
     execute,
     fmt_decimal,
     fmt_time,
     format_table,
+    market_arg,
     positive_int,
 )
 
@@ -30,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The command's parser.
     """
-    parser.add_argument("--exchange", "-e", help="only this connector")
-    parser.add_argument("--market", "-m", help="only this trading pair")
+    parser.add_argument("--exchange", "-e", type=exchange_arg, help="only this connector")
+    parser.add_argument("--market", "-m", type=market_arg, help="only this trading pair")
     parser.add_argument(
         "--history", action="store_true", help="the order history instead of open orders"
     )

@@ -7,7 +7,15 @@ import sys
 from typing import Any
 
 from ..models import OrderType, Side
-from .common import EXIT_USAGE, Output, add_connection_arguments, decimal_arg, execute
+from .common import (
+    EXIT_USAGE,
+    Output,
+    add_connection_arguments,
+    decimal_arg,
+    exchange_arg,
+    execute,
+    market_arg,
+)
 from .orders import render_orders
 
 __all__ = ["add_arguments", "run"]
@@ -19,8 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The command's parser.
     """
-    parser.add_argument("exchange", metavar="EXCHANGE", help="connector, e.g. binance")
-    parser.add_argument("market", metavar="MARKET", help="trading pair, e.g. BTC-USDT")
+    parser.add_argument(
+        "exchange", metavar="EXCHANGE", type=exchange_arg, help="connector, e.g. binance"
+    )
+    parser.add_argument(
+        "market", metavar="MARKET", type=market_arg, help="trading pair, e.g. BTC-USDT"
+    )
     parser.add_argument(
         "side", metavar="SIDE", type=str.lower, choices=("buy", "sell"), help="buy or sell"
     )

@@ -420,3 +420,33 @@ def test_read_commands_usage_errors(
     assert message in errors[0]
     assert all(line.startswith(("usage:", " ")) for line in lines[:-1])
     assert fake.calls == []  # nothing was asked of the server
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["book", "binance", "BTC/USDT?x=1"],
+        ["book", "bin ance", "BTC-USDT"],
+        ["orders", "--market", "../etc"],
+        ["orders", "--exchange", "a\x00b"],
+        ["balances", "--exchange", "binance;rm"],
+        ["place", "binance", "BTC-USDT'", "buy", "0.01"],
+        ["cancel", "a b", "--exchange", "binance", "--market", "BTC-USDT"],
+        ["cancel", "--all", "--exchange", "x/../y"],
+        ["balances", "--account", "bad account"],
+        ["book", "binance", "BTC-USDT", "--depth", "0"],
+        ["nonsense"],
+    ],
+)
+def test_bad_arguments_are_one_line_before_any_io(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No server anywhere: a bad argument must be refused while parsing.
+    monkeypatch.setenv("HBTRIO_HOST", "127.0.0.1")
+    monkeypatch.setenv("HBTRIO_PORT", "1")
+    monkeypatch.setenv("HBTRIO_API_KEY", "admin:never-used")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert "error:" in err and "usage:" not in err and "Traceback" not in err
+    assert "never-used" not in err
