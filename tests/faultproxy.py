@@ -24,6 +24,10 @@ Faults are chosen by a :class:`FaultPlan`: a list of :class:`Fault` rules, each
 firing at a trigger point, on a schedule (``skip``/``every``/``limit``) and/or at
 random (``probability``, drawn from a generator seeded by ``seed``). Every fault
 injected is counted by kind (and by rule ``name``) in ``proxy.counts``.
+``proxy.fault_all(kind)`` resets, drops or stalls every live connection at once
+(optionally only the WebSocket or only the HTTP ones), and
+``proxy.connection_bytes()`` tells how many bytes each live connection forwarded
+(to aim a ``BYTES_*`` fault into the middle of an exchange measured before).
 
 Example::
 
@@ -710,10 +714,7 @@ class _Conn:
             await trio.lowlevel.checkpoint()
         elif kind is FaultKind.STALL:
             self.record(rule, at, detail)
-            self.stalled = True
-            self.stall_until = (
-                None if rule.duration is None else trio.current_time() + rule.duration
-            )
+            self.stall(rule.duration)
         elif kind is FaultKind.SLOW:
             self.record(rule, at, detail)
             until = None if rule.duration is None else trio.current_time() + rule.duration
@@ -738,6 +739,11 @@ class _Conn:
             _close_socket(self.client_raw)
             _close_socket(self.upstream_raw)
         self.cancel_scope.cancel()
+
+    def stall(self, duration: float | None) -> None:
+        """Stop forwarding for ``duration`` seconds (``None``: until released)."""
+        self.stalled = True
+        self.stall_until = None if duration is None else trio.current_time() + duration
 
     def release(self) -> None:
         """End stalls and slow modes (faults stopped)."""
@@ -875,12 +881,14 @@ class _Conn:
                         await self.apply(rule, at, detail)
                     continue
                 if room < len(data):
-                    await dst.send_all(data[:room])
+                    # Counted as forwarded once handed over (the peer may see the
+                    # bytes before this task runs again).
                     direction.forwarded += room
+                    await dst.send_all(data[:room])
                     data = data[room:]
                     continue
-            await dst.send_all(data)
             direction.forwarded += len(data)
+            await dst.send_all(data)
             data = b""
 
     async def run(self) -> None:
@@ -1043,12 +1051,65 @@ class FaultProxy:
         Returns:
             The number of connections closed.
         """
-        rule = Fault(kind, Trigger.TIMER, name="manual")
-        conns = [c for c in self._conns.values() if not c.closed]
+        return self.fault_all(kind)
+
+    def fault_all(
+        self,
+        kind: FaultKind,
+        *,
+        target: Literal["any", "ws", "http"] = "any",
+        duration: float | None = None,
+        name: str = "manual",
+    ) -> int:
+        """Reset, drop or stall every live connection now; each counts as a fault
+        (by kind and under ``name``). Works while faults are stopped too.
+
+        Args:
+            kind: ``RESET``, ``DROP`` or ``STALL``.
+            target: Which connections: ``"any"``, ``"ws"`` (upgraded) or ``"http"``
+                (the others; both need parsing, i.e. TLS-terminating mode or
+                ``inspect_http``).
+            duration: ``STALL``: seconds it lasts (``None``: until
+                :meth:`stop_faults` or the connection ends).
+            name: Counter key of these injections.
+
+        Returns:
+            The number of connections affected.
+
+        Raises:
+            ValueError: Another kind.
+        """
+        if kind not in (FaultKind.RESET, FaultKind.DROP, FaultKind.STALL):
+            raise ValueError("fault_all takes RESET, DROP or STALL")
+        rule = Fault(kind, Trigger.TIMER, duration=duration, target=target, name=name)
+        conns = [
+            c
+            for c in self._conns.values()
+            if not c.closed and (target == "any" or (target == "ws") == c.upgraded)
+        ]
         for conn in conns:
-            conn.record(rule, Trigger.TIMER, "manual")
-            conn.abort(reset=kind is FaultKind.RESET)
+            conn.record(rule, Trigger.TIMER, name)
+            if kind is FaultKind.STALL:
+                conn.stall(duration)
+            else:
+                conn.abort(reset=kind is FaultKind.RESET)
         return len(conns)
+
+    def connection_bytes(self) -> dict[int, tuple[int, int]]:
+        """Bytes forwarded so far on each live connection, by connection number.
+
+        In pass-through mode these are the bytes on the wire (TLS records
+        included), so a test can measure a request/answer exchange once and aim a
+        ``BYTES_UP``/``BYTES_DOWN`` fault into the middle of the next one.
+
+        Returns:
+            ``{conn_id: (client→server bytes, server→client bytes)}``.
+        """
+        return {
+            cid: (c.up.forwarded, c.down.forwarded)
+            for cid, c in self._conns.items()
+            if not c.closed
+        }
 
     # -- internals ---------------------------------------------------------------------
 

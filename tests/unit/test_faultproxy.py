@@ -533,3 +533,74 @@ async def test_ws_client_frames_corrupted_upstream() -> None:
             assert p.counts["corrupt"] == 1
         nursery.cancel_scope.cancel()
     assert received[:3] == ["abcdef", "####kl", "mnopqr"]
+
+
+# -- manual faults on every live connection ---------------------------------------------
+
+
+async def test_connection_bytes_counts_each_direction() -> None:
+    async with tcp_server(echo) as port, open_fault_proxy("127.0.0.1", port) as proxy:
+        first = await connect(proxy.port)
+        await first.send_all(b"hello")
+        assert await first.receive_some(100) == b"hello"
+        second = await connect(proxy.port)
+        await second.send_all(b"abc")
+        assert await second.receive_some(100) == b"abc"
+        # Counted when handed over, so exact as soon as the echo arrived.
+        assert proxy.connection_bytes() == {1: (5, 5), 2: (3, 3)}
+        await first.aclose()
+        await eventually(lambda: list(proxy.connection_bytes()) == [2])
+
+
+async def test_fault_all_stalls_every_connection_until_faults_stop() -> None:
+    async with tcp_server(echo) as port, open_fault_proxy("127.0.0.1", port) as proxy:
+        streams = [await connect(proxy.port) for _ in range(2)]
+        for s in streams:
+            await s.send_all(b"a")
+            assert await s.receive_some(1) == b"a"
+        assert proxy.fault_all(FaultKind.STALL, name="stall_all") == 2
+        for s in streams:
+            await s.send_all(b"b")
+            with trio.move_on_after(0.2) as scope:
+                await s.receive_some(1)
+            assert scope.cancelled_caught, "a stalled connection forwarded data"
+        assert (proxy.counts["stall"], proxy.counts["stall_all"], proxy.total) == (2, 2, 2)
+        proxy.stop_faults()
+        with trio.fail_after(5):
+            for s in streams:
+                assert await s.receive_some(1) == b"b"
+
+
+async def test_fault_all_picks_http_or_websocket_connections() -> None:
+    async with ws_setup(FaultPlan()) as proxy, trio.open_nursery() as nursery:
+        stream = await connect(proxy.port)  # closed by the fixture (trio-websocket leaks it)
+        ws = await wrap_client_stream(nursery, stream, "127.0.0.1", "/ws")
+        assert await ws.get_message() == MESSAGES[0]
+        idle = await connect(proxy.port)  # an HTTP connection that sent nothing yet
+        await eventually(lambda: proxy.live_connections == 2)
+        assert proxy.fault_all(FaultKind.RESET, target="http") == 1
+        with pytest.raises(trio.BrokenResourceError):
+            await idle.receive_some(1)
+        # The WebSocket was not touched.
+        assert [await ws.get_message() for _ in MESSAGES[1:]] == MESSAGES[1:]
+        assert proxy.fault_all(FaultKind.DROP, target="ws") == 1
+        with pytest.raises(ConnectionClosed):
+            await ws.get_message()
+        assert (proxy.counts["reset"], proxy.counts["drop"], proxy.counts["manual"]) == (1, 1, 2)
+        nursery.cancel_scope.cancel()
+
+
+async def test_fault_all_refuses_other_kinds() -> None:
+    proxy = FaultProxy(
+        "127.0.0.1",
+        1,
+        tls_terminate=False,
+        upstream_ssl=None,
+        upstream_server_hostname=None,
+        inspect_http=False,
+        seed=0,
+        plan=FaultPlan(),
+    )
+    for kind in (FaultKind.SLOW, FaultKind.CORRUPT):
+        with pytest.raises(ValueError, match="RESET, DROP or STALL"):
+            proxy.fault_all(kind)
