@@ -8,11 +8,16 @@
   for the fault proxy's upstream side.
 * ``config_for(host, port, ca_file, **overrides)``: a :class:`hbtrio.ClientConfig`
   with the secret key.
+* ``open_ssl_sockets()`` / ``close_leaked_ssl_sockets(before)``: the
+  ``ssl.SSLSocket`` objects (the client's HTTP pool uses them) still open, and
+  closing those opened since ``before`` (a known library leak, see
+  ``test_regressions``), returning how many.
 """
 
 from __future__ import annotations
 
 import base64
+import gc
 import ssl
 from functools import partial
 from pathlib import Path
@@ -84,6 +89,34 @@ def config_for(host: str, port: int, ca_file: str | None, **overrides: Any) -> C
     }
     options.update(overrides)
     return ClientConfig(**options)
+
+
+def open_ssl_sockets() -> set[int]:
+    """Ids of the ``ssl.SSLSocket`` objects alive and not closed.
+
+    Returns:
+        The ids.
+    """
+    return {id(o) for o in gc.get_objects() if isinstance(o, ssl.SSLSocket) and o.fileno() >= 0}
+
+
+def close_leaked_ssl_sockets(before: set[int]) -> int:
+    """Close the ``ssl.SSLSocket`` objects still open that were not in ``before``.
+
+    Args:
+        before: What :func:`open_ssl_sockets` returned earlier.
+
+    Returns:
+        How many were closed.
+    """
+    leaked = [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, ssl.SSLSocket) and o.fileno() >= 0 and id(o) not in before
+    ]
+    for sock in leaked:
+        sock.close()
+    return len(leaked)
 
 
 def find_secret(text: str) -> str | None:
