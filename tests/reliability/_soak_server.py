@@ -13,6 +13,7 @@ JSON line each on stdout:
 * ``{"cmd": "stats"}``: ``{"counts", "total", "order_log", "statuses"}``: the
   faults injected by kind/name, every order the simulator accepted
   (``[order_id, request]``), and each such order's current status;
+* ``{"cmd": "open"}``: ``{"open": n}``, the accepted orders not yet terminal;
 * ``{"cmd": "quit"}``: stop.
 """
 
@@ -164,6 +165,16 @@ async def main(seed: int, cert_dir: str | None) -> None:
                 elif cmd == "faults_off":
                     proxy.stop_faults()
                     _reply(out, {"ok": True})
+                elif cmd == "open":
+                    engine = info.state.engine
+                    open_orders = sum(
+                        1
+                        for e in info.state.order_log
+                        if e.order_id in engine.orders
+                        and engine.orders[e.order_id].status
+                        not in ("FILLED", "CANCELLED", "FAILED")
+                    )
+                    _reply(out, {"open": open_orders})
                 elif cmd == "stats":
                     engine = info.state.engine
                     log = [[e.order_id, e.request] for e in info.state.order_log]
