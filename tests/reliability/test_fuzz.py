@@ -7,10 +7,15 @@
 * Malformed WebSocket frames (invalid JSON and UTF-8, wrong types, unknown
   message types, binary, oversized, reserved bits): the client survives, reports
   them as ``ErrorEvent`` (or reconnects for protocol violations), and the stream
-  goes on.
+  goes on. Malformed but JSON-shaped messages (a known type with the wrong shape
+  or unusable values, no type, a type that is not a string) are each published
+  as exactly one ``ErrorEvent`` on the same connection.
 * Every public method fed generated arguments either works or raises
   :class:`hbtrio.InputValidationError` before any I/O (a counting transport in
-  front of a real simulator's connection pool proves it).
+  front of a real simulator's connection pool proves it; for the streams, a
+  counting WebSocket dialer too). That includes ``subscribe_order_book``,
+  ``subscribe_trades``, ``subscribe_ticker``, ``subscribe_candles`` and
+  ``events()``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,6 +37,7 @@ from hypothesis import strategies as st
 
 import hbtrio
 from hbtrio._actors.http import HttpPool, HttpResponse
+from hbtrio._actors.transport import Dialer, WsTransport, trio_websocket_dialer
 from hbtrio.sim import SimInfo
 from tests.reliability._scripted import DEFAULTS, ScriptedServer, frame, response
 from tests.reliability._support import config_for, open_client
@@ -339,6 +346,123 @@ async def test_fuzz_malformed_websocket_frames(frames: list[tuple[str, bytes]]) 
         nursery.cancel_scope.cancel()
 
 
+def _not(kind: type | tuple[type, ...]) -> st.SearchStrategy[Any]:
+    """Junk that is not of ``kind``."""
+    return JUNK.filter(lambda v: not isinstance(v, kind))
+
+
+_CANDLES_SUB = "candles_binance_BTC-USDT_1m"
+_VALID_BOOK = {"bids": [[59999, 1]], "asks": [[60001, 1]]}
+_BAD_LEVELS: st.SearchStrategy[Any] = st.one_of(
+    _not(list),
+    st.sampled_from(
+        [
+            [["abc", 1]],
+            [[1]],
+            [[None, 1]],
+            [[1, 2, 3]],
+            [{"price": "x", "amount": 1}],
+            [{"amount": 1}],
+            ["59999"],
+        ]
+    ),
+)
+MALFORMED_SHAPED: st.SearchStrategy[dict[str, Any]] = st.one_of(
+    # A known data type with the wrong shape or unusable values.
+    st.builds(
+        lambda data: {"type": "order_book", "subscription_id": _SUB, "data": data}, _not(dict)
+    ),
+    st.builds(
+        lambda levels, side: {
+            "type": "order_book",
+            "subscription_id": _SUB,
+            "data": dict(_VALID_BOOK, **{side: levels}),
+        },
+        _BAD_LEVELS,
+        st.sampled_from(["bids", "asks"]),
+    ),
+    st.builds(
+        lambda sub: {"type": "order_book", "subscription_id": sub, "data": _VALID_BOOK},
+        _not(str),
+    ),
+    st.builds(
+        lambda data: {"type": "trades", "subscription_id": "trades_binance_BTC-USDT", "data": data},
+        _not(list),
+    ),
+    st.builds(
+        lambda data: {"type": "candles", "subscription_id": _CANDLES_SUB, "data": data},
+        _not(list),
+    ),
+    # A known control type with the wrong shape.
+    st.builds(lambda sub: {"type": "subscribed", "subscription_id": sub}, _not(str)),
+    st.builds(lambda sub: {"type": "unsubscribed", "subscription_id": sub}, _not(str)),
+    st.builds(lambda text: {"type": "error", "message": text}, _not(str)),
+    # No type, or a type that is not a string.
+    st.just({"subscription_id": _SUB, "data": _VALID_BOOK}),
+    st.builds(lambda t: {"type": t, "subscription_id": _SUB, "data": _VALID_BOOK}, _not(str)),
+)
+
+
+@settings(FUZZ, max_examples=40)
+@given(messages=st.lists(MALFORMED_SHAPED, min_size=1, max_size=4))
+async def test_fuzz_malformed_json_messages_publish_one_error_event_each(
+    messages: list[dict[str, Any]],
+) -> None:
+    server = ScriptedServer()
+    server.ws_frames = [frame(_json(m)) for m in messages]
+    seen: list[hbtrio.Event] = []
+
+    async def collect(events: Any) -> None:
+        async for event in events:
+            seen.append(event)
+
+    def errors() -> list[hbtrio.ErrorEvent]:
+        return [e for e in seen if isinstance(e, hbtrio.ErrorEvent)]
+
+    def books() -> int:
+        return sum(isinstance(e, hbtrio.OrderBookUpdate) for e in seen)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        config = config_for(
+            "127.0.0.1",
+            server.port,
+            None,
+            tls=False,
+            timeout=1.0,
+            retries=1,
+            reconnect_initial=0.01,
+            reconnect_max=0.05,
+            ping_interval=0.5,
+            heartbeat_timeout=2.0,
+        )
+        with trio.fail_after(20):
+            async with (
+                open_client(config) as client,
+                client.events(hbtrio.ErrorEvent, hbtrio.OrderBookUpdate) as events,
+                trio.open_nursery() as inner,
+            ):
+                inner.start_soon(collect, events)
+                async with client.subscribe_order_book("binance", "BTC-USDT", depth=5) as stream:
+                    # The server pushes a book, the malformed messages, then a book.
+                    for _ in range(2):
+                        book = await anext(stream)
+                        assert book.bids and isinstance(book.bids[0].price, Decimal)
+                    with trio.move_on_after(3):
+                        while len(errors()) < len(messages) or books() < 2:  # noqa: ASYNC110
+                            await trio.sleep(0.01)
+                    await trio.sleep(0.1)  # (time for a second report of the same message)
+                    assert len(errors()) == len(messages), (messages, errors())
+                    for event in errors():
+                        assert event.kind == "MalformedResponse" and event.error, event
+                # Not a protocol violation: the same connection goes on, the client works.
+                assert server.ws_sessions == 1
+                assert client.state is hbtrio.ConnectionState.CONNECTED
+                assert await client.get_accounts() == ["master_account"]
+                inner.cancel_scope.cancel()
+        nursery.cancel_scope.cancel()
+
+
 # -- generated arguments: InputValidationError before any I/O -----------------------
 
 
@@ -544,6 +668,147 @@ async def test_fuzz_public_methods_validate_before_io(
                 assert not isinstance(exc, hbtrio.InputValidationError)
 
 
+# -- generated arguments of the streams and events() ---------------------------------
+
+
+class CountingDialer:
+    """A WebSocket dialer counting the subscribe/unsubscribe messages the client sends."""
+
+    def __init__(self, inner: Dialer) -> None:
+        self.inner = inner
+        self.sent = 0
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[WsTransport]:
+        async with self.inner() as transport:
+            yield _CountingWs(transport, self)
+
+
+class _CountingWs:
+    def __init__(self, inner: WsTransport, owner: CountingDialer) -> None:
+        self.inner = inner
+        self.owner = owner
+
+    async def receive(self) -> str | bytes:
+        return await self.inner.receive()
+
+    async def send(self, message: str | bytes) -> None:
+        text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+        if '"subscribe"' in text or '"unsubscribe"' in text:
+            self.owner.sent += 1
+        await self.inner.send(message)
+
+
+UPDATE_INTERVAL = maybe(st.sampled_from([0, 0.05, 1, 2.5])) | st.sampled_from(
+    [-1, math.nan, math.inf, 3601, True, "1", None, 10**400]
+)
+COUNT = maybe(st.integers(1, 50)) | st.sampled_from([0, -1, 1001, 10**8, True, "5", 2.5, None])
+EVENT_TYPE = maybe(
+    st.sampled_from(
+        [
+            hbtrio.Event,
+            hbtrio.OrderUpdate,
+            hbtrio.TradeEvent,
+            hbtrio.ErrorEvent,
+            hbtrio.TickerUpdate,
+        ]
+    )
+) | st.sampled_from([int, object, hbtrio.Order, "OrderUpdate"])
+
+STREAMS: dict[str, st.SearchStrategy[tuple[tuple[Any, ...], dict[str, Any]]]] = {
+    "subscribe_order_book": st.tuples(
+        st.tuples(EXCHANGE, MARKET),
+        st.fixed_dictionaries({}, optional={"depth": COUNT, "update_interval": UPDATE_INTERVAL}),
+    ),
+    "subscribe_trades": st.tuples(
+        st.tuples(EXCHANGE, MARKET),
+        st.fixed_dictionaries({}, optional={"update_interval": UPDATE_INTERVAL, "buffer": COUNT}),
+    ),
+    "subscribe_ticker": st.tuples(
+        st.tuples(EXCHANGE, MARKET),
+        st.fixed_dictionaries({}, optional={"update_interval": UPDATE_INTERVAL}),
+    ),
+    "subscribe_candles": st.tuples(
+        st.tuples(EXCHANGE, MARKET),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "interval": INTERVAL,
+                "update_interval": UPDATE_INTERVAL,
+                "max_records": COUNT,
+                "buffer": COUNT,
+            },
+        ),
+    ),
+}
+EVENTS_ARGS = st.tuples(
+    st.lists(EVENT_TYPE, max_size=3).map(tuple),
+    st.fixed_dictionaries({}, optional={"buffer": COUNT}),
+)
+
+
+async def _enter_and_leave(
+    client: hbtrio.Client,
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    transport: CountingTransport,
+    dialer: CountingDialer,
+) -> None:
+    """Open one stream (or events()) with the arguments and leave it: it must work, or
+    raise InputValidationError having sent nothing (HTTP or WebSocket)."""
+    before = (transport.count, dialer.sent)
+    try:
+        async with getattr(client, name)(*args, **kwargs) as stream:
+            assert hasattr(stream, "__anext__")
+    except hbtrio.InputValidationError as exc:
+        await trio.sleep(0.05)  # a subscription registered anyway would be sent now
+        assert (transport.count, dialer.sent) == before, f"{name} did I/O before: {exc}"
+        assert exc.argument and str(exc)
+    except hbtrio.HbtrioError as exc:
+        # Well-formed, and turned down by the server (the ticker's REST seed, ...).
+        assert (transport.count, dialer.sent) != before, f"{name} raised {exc!r} without I/O"
+        assert not isinstance(exc, hbtrio.InputValidationError)
+
+
+@asynccontextmanager
+async def _counting_client(info: SimInfo) -> AsyncIterator[Any]:
+    config = config_for(info.host, info.port, info.ca_path, timeout=3.0)
+    transport = CountingTransport(HttpPool(config))
+    dialer = CountingDialer(trio_websocket_dialer(config))
+    async with open_client(config, transport=transport, dialer=dialer) as client:
+        yield client, transport, dialer
+
+
+STREAM_CASES = st.sampled_from(sorted(STREAMS)).flatmap(
+    lambda name: st.tuples(st.just(name), STREAMS[name])
+)
+
+
+@settings(FUZZ, max_examples=60)
+@given(case=STREAM_CASES)
+async def test_fuzz_stream_subscriptions_validate_before_io(
+    thread_sim: SimInfo, case: tuple[str, tuple[tuple[Any, ...], dict[str, Any]]]
+) -> None:
+    name, (args, kwargs) = case
+    with trio.fail_after(30):
+        async with _counting_client(thread_sim) as (client, transport, dialer):
+            await _enter_and_leave(client, name, args, kwargs, transport, dialer)
+
+
+@settings(FUZZ, max_examples=40)
+@given(case=EVENTS_ARGS)
+async def test_fuzz_events_arguments_validate_before_io(
+    thread_sim: SimInfo, case: tuple[tuple[Any, ...], dict[str, Any]]
+) -> None:
+    # Library bug (see the report): events() raises ValueError/TypeError, not
+    # InputValidationError, for a bad buffer or a non-event type.
+    types, kwargs = case
+    with trio.fail_after(30):
+        async with _counting_client(thread_sim) as (client, transport, dialer):
+            await _enter_and_leave(client, "events", types, kwargs, transport, dialer)
+
+
 # -- regressions found by the fuzzers ----------------------------------------------
 
 
@@ -558,3 +823,14 @@ async def test_huge_int_time_argument_is_an_input_validation_error(thread_sim: S
         with pytest.raises(hbtrio.InputValidationError):
             await client.get_order_history(start=-(10**400))
         assert transport.count == before
+
+
+async def test_events_bad_arguments_are_input_validation_errors(thread_sim: SimInfo) -> None:
+    # Library bug (found by the fuzzer above): events() raises ValueError for a bad
+    # buffer and TypeError for a non-event type; every public method must raise
+    # InputValidationError for a bad argument.
+    async with _counting_client(thread_sim) as (client, _, _):
+        for types, kwargs in (((), {"buffer": 0}), ((int,), {}), (("OrderUpdate",), {})):
+            with pytest.raises(hbtrio.InputValidationError):
+                async with client.events(*types, **kwargs):
+                    pass
