@@ -4,14 +4,16 @@ Real sockets, real TLS, the real simulator: in-process (``start_sim``), and a
 real subprocess for the stop/restart test. Everything is observed through what a
 user sees: ``client.subscribe_*`` iterators, ``client.events()``, ``client.state``
 and the order methods. Only the simulator's own state (its fills, its
-credential check) is read behind the client's back, as the ground truth.
+credential check) is read behind the client's back, as the ground truth. The
+order-events test also runs with the REST connections (which the order tracker
+polls over) reset and dropped mid-life, through the TLS-terminating fault proxy.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import partial
@@ -40,7 +42,8 @@ from hbtrio import (
     TradeEvent,
 )
 from hbtrio.sim import SimInfo, serve
-from tests.integration.conftest import client_config, start_sim
+from tests.faultproxy import Fault, FaultKind, FaultPlan, FaultProxy, Trigger, open_fault_proxy
+from tests.integration.conftest import client_config, ssl_context_for, start_sim
 
 EX, BTC, ETH = "binance", "BTC-USDT", "ETH-USDT"
 
@@ -292,8 +295,20 @@ def _pairs(states: list[ConnectionState]) -> list[list[ConnectionState]]:
     return [list(p) for p in itertools.pairwise(states)]
 
 
-async def order_scenario(info: SimInfo, *, drops: bool) -> None:
-    config = client_config(info, poll_active=0.05, poll_idle=0.3)
+Disrupt = Callable[[Recorder], Awaitable[None]]
+
+
+async def order_scenario(
+    info: SimInfo,
+    *,
+    config: hbtrio.ClientConfig | None = None,
+    disrupt: Disrupt | None = None,
+) -> Recorder:
+    """Place a resting buy, fill part of it with our own market sell, cancel the rest;
+    ``disrupt`` (if any) runs between acceptance and the fill, and between the fill
+    and the cancel. Checks every OrderUpdate and TradeEvent against the simulator."""
+    if config is None:
+        config = client_config(info, poll_active=0.05, poll_idle=0.3)
     async with (
         recorded_client(config) as (client, recorder),
         client.subscribe_order_book(EX, BTC, update_interval=0.05) as books,
@@ -309,12 +324,12 @@ async def order_scenario(info: SimInfo, *, drops: bool) -> None:
             EX, BTC, Side.BUY, price=price, amount=Decimal("0.5"), wait_accepted=True
         )
         assert mine.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
-        if drops:
-            await _reconnect(recorder)  # a drop between acceptance and the fill
+        if disrupt is not None:
+            await disrupt(recorder)  # between acceptance and the fill
         taker = await client.place_market_order(EX, BTC, Side.SELL, amount=Decimal("0.004"))
         await _until(recorder, mine.order_id, lambda o: o.filled_amount > 0)
-        if drops:
-            await _reconnect(recorder)  # and one between the fill and the cancel
+        if disrupt is not None:
+            await disrupt(recorder)  # and between the fill and the cancel
         await client.cancel_order(mine.order_id, exchange=EX, market=BTC)
         final = await _until(recorder, mine.order_id, lambda o: o.status.is_terminal)
         await _until(recorder, taker.order_id, lambda o: o.status.is_terminal)
@@ -332,6 +347,7 @@ async def order_scenario(info: SimInfo, *, drops: bool) -> None:
     assert OrderStatus.OPEN in [s for s, _ in states]
     assert OrderStatus.PARTIALLY_FILLED in [s for s, _ in states]
     assert states[-1][0] is OrderStatus.CANCELLED
+    assert [s for s, _ in states if s.is_terminal] == [OrderStatus.CANCELLED]  # once
     assert [_RANK[s] for s, _ in states] == sorted(_RANK[s] for s, _ in states)
     assert [f for _, f in states] == sorted(f for _, f in states)  # never backwards
 
@@ -348,11 +364,13 @@ async def order_scenario(info: SimInfo, *, drops: bool) -> None:
         assert own and sum(f.amount for f in own) == last.filled_amount
     taker_final = _latest(recorder, taker.order_id)
     assert taker_final is not None and taker_final.status is OrderStatus.FILLED
-    if drops:
-        assert connected_count(recorder) >= 2
-    # The drops are reported (ConnectionFailed); nothing else went wrong (no failed poll).
+    taker_states = [o.status for o in _updates(recorder, taker.order_id)]
+    assert [s for s in taker_states if s.is_terminal] == [OrderStatus.FILLED]  # once
+    # WebSocket drops are reported (ConnectionFailed); nothing else went wrong (no
+    # failed poll: lost poll answers were retried).
     errors = [e for e in recorder.of(ErrorEvent) if e.kind != "ConnectionFailed"]
     assert errors == []
+    return recorder
 
 
 async def test_order_update_sequence_and_fills_exactly_once(
@@ -363,7 +381,7 @@ async def test_order_update_sequence_and_fills_exactly_once(
     info = await start_sim(
         nursery, cert_dir=sim_cert_dir, min_update_interval=0.05, book_change_rate=2
     )
-    await order_scenario(info, drops=False)
+    await order_scenario(info)
 
 
 async def test_order_events_exactly_once_across_websocket_drops(
@@ -378,7 +396,82 @@ async def test_order_events_exactly_once_across_websocket_drops(
         book_change_rate=0,
         drop_ws_after_s=0.3,
     )
-    await order_scenario(info, drops=True)
+    recorder = await order_scenario(info, disrupt=_reconnect)
+    assert connected_count(recorder) >= 2
+
+
+# The order tracker's polls (open orders, history, fills) lose their answers in
+# every way: reset after the server answered, cut halfway, dropped after the
+# request; placements and cancels are left alone (their reconciliation has tests
+# of its own).
+_POLL_FAULTS = FaultPlan(
+    Fault(
+        FaultKind.RESET,
+        Trigger.REQUEST_SENT,
+        method="POST",
+        path="/trading/orders/active",
+        wait_response=True,
+        every=3,
+        name="poll_fault",
+    ),
+    Fault(
+        FaultKind.RESET,
+        Trigger.RESPONSE_PARTIAL,
+        method="POST",
+        path="/trading/trades",
+        every=3,
+        name="poll_fault",
+    ),
+    Fault(
+        FaultKind.DROP,
+        Trigger.REQUEST_SENT,
+        method="POST",
+        path="/trading/orders/search",
+        every=2,
+        name="poll_fault",
+    ),
+)
+
+
+def _rest_drops(proxy: FaultProxy) -> Disrupt:
+    """Reset (first time) or drop (then) every HTTP keep-alive connection, and wait
+    until further poll answers were lost."""
+    kinds = iter([FaultKind.RESET, FaultKind.DROP, FaultKind.RESET])
+
+    async def disrupt(recorder: Recorder) -> None:
+        before = proxy.counts["poll_fault"]
+        assert proxy.fault_all(next(kinds), target="http", name="rest_drop") >= 1
+        with trio.fail_after(10):
+            while proxy.counts["poll_fault"] < before + 2:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+
+    return disrupt
+
+
+async def test_order_events_exactly_once_across_rest_connection_drops(
+    nursery: trio.Nursery, sim_cert_dir: Path
+) -> None:
+    info = await start_sim(
+        nursery, cert_dir=sim_cert_dir, min_update_interval=0.05, book_change_rate=0
+    )
+    async with open_fault_proxy(
+        info.host,
+        info.port,
+        tls_terminate=True,
+        upstream_ssl=ssl_context_for(info),
+        plan=_POLL_FAULTS,
+    ) as proxy:
+        config = client_config(
+            info, port=proxy.port, ca_file=proxy.ca_path, poll_active=0.05, poll_idle=0.3
+        )
+        recorder = await order_scenario(info, config=config, disrupt=_rest_drops(proxy))
+    # REST connections were reset and dropped in the middle of the order's life, and
+    # poll answers lost, while the WebSocket stayed up the whole time.
+    assert proxy.counts["rest_drop"] >= 2
+    assert proxy.counts["poll_fault"] >= 4
+    assert proxy.counts["drop"] >= 1 and proxy.counts["reset"] >= 2
+    assert connected_count(recorder) == 0
+    assert ConnectionState.DISCONNECTED not in recorder.states()
 
 
 # -- anyio drives the client -------------------------------------------------------------
