@@ -288,8 +288,8 @@ class Client:
             An async context manager yielding an async iterator of events.
 
         Raises:
-            ValueError: ``buffer`` < 1 (on entering the context).
-            TypeError: A type is not an ``Event`` subclass (on entering).
+            InputValidationError: ``buffer`` < 1, or a type that is not an ``Event``
+                subclass (on entering the context).
         """
         if self.streams is None:
             return self.engine.subscribe(*types, buffer=buffer)

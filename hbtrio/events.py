@@ -14,13 +14,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from math import inf
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 import msgspec
 import trio
 
-from ._errors import SubscriptionError
+from ._errors import InputValidationError, SubscriptionError
 from .models import (
     Candle,
     ConnectionState,
@@ -488,14 +489,16 @@ class EventEngine:
             buffer during the grace period (default: the buffer size).
 
     Raises:
-        ValueError: ``grace`` or ``overflow`` is negative.
+        InputValidationError: ``grace`` or ``overflow`` is negative or not a number.
     """
 
     def __init__(self, *, grace: float = _DEFAULT_GRACE, overflow: int | None = None) -> None:
-        if not grace >= 0:
-            raise ValueError("grace must be >= 0")
-        if overflow is not None and overflow < 0:
-            raise ValueError("overflow must be >= 0")
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace < inf:
+            raise InputValidationError("grace", "must be a finite number of seconds >= 0")
+        if overflow is not None and (
+            isinstance(overflow, bool) or not isinstance(overflow, int) or overflow < 0
+        ):
+            raise InputValidationError("overflow", "must be an int >= 0")
         self.grace = grace
         self.overflow = overflow
         self._subscriptions: list[EventSubscription[Any]] = []
@@ -518,11 +521,11 @@ class EventEngine:
             event: The event.
 
         Raises:
-            TypeError: ``event`` is not an ``Event`` (a caller bug; no
+            InputValidationError: ``event`` is not an ``Event`` (a caller bug; no
                 subscriber can make this method raise).
         """
         if not isinstance(event, Event):
-            raise TypeError(f"not an hbtrio event: {type(event).__name__}")
+            raise InputValidationError("event", "must be an hbtrio Event")
         self._publish(event, None)
 
     def _publish(self, event: Event, exclude: EventSubscription[Any] | None) -> None:
@@ -566,16 +569,20 @@ class EventEngine:
         name: str | None,
     ) -> EventSubscription[Any]:
         if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
-            raise ValueError("buffer must be an int >= 1")
+            raise InputValidationError("buffer", "must be an int >= 1")
         for t in types:
             if not (isinstance(t, type) and issubclass(t, Event)):
-                raise TypeError(f"not an event type: {t!r}")
+                raise InputValidationError("types", "each must be an Event subclass")
         if grace is None:
             grace = self.grace
+        elif isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace < inf:
+            raise InputValidationError("grace", "must be a finite number of seconds >= 0")
         if overflow is None:
             overflow = self.overflow if self.overflow is not None else buffer
-        if grace < 0 or overflow < 0:
-            raise ValueError("grace and overflow must be >= 0")
+        elif isinstance(overflow, bool) or not isinstance(overflow, int) or overflow < 0:
+            raise InputValidationError("overflow", "must be an int >= 0")
+        if name is not None and not isinstance(name, str):
+            raise InputValidationError("name", "must be a string")
         subscription: EventSubscription[Any] = EventSubscription(
             self,
             types,
@@ -639,8 +646,9 @@ class EventEngine:
             The subscription, an async iterator of events.
 
         Raises:
-            ValueError: ``buffer`` < 1, or negative ``grace``/``overflow``.
-            TypeError: A type is not an ``Event`` subclass.
+            InputValidationError: ``buffer`` < 1, a negative or non-numeric
+                ``grace``/``overflow``, or a type that is not an ``Event`` subclass
+                (before anything is attached).
         """
         subscription = self._attach(types, buffer, grace, overflow, name)
         try:
@@ -676,11 +684,11 @@ class EventEngine:
             The registration; call ``EventHandler.remove`` to stop it.
 
         Raises:
-            ValueError: ``buffer`` < 1.
-            TypeError: ``callback`` is not callable or a type is not an event type.
+            InputValidationError: ``buffer`` < 1, ``callback`` is not callable, or a
+                type is not an event type.
         """
         if not callable(callback):
-            raise TypeError("callback must be callable")
+            raise InputValidationError("callback", "must be callable")
         if name is None:
             name = getattr(callback, "__qualname__", None) or repr(callback)
         subscription = self._attach(types, buffer, None, None, f"handler {name}")

@@ -250,6 +250,17 @@ class _Conn:
         _close_socket(self.sock)
 
 
+def _ssl_socket_left_by(exc: BaseException) -> ssl.SSLSocket | None:
+    """The half-made ``SSLSocket`` a failed ``wrap_socket`` call was building, if any."""
+    tb = exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("self")
+        if isinstance(candidate, ssl.SSLSocket):
+            return candidate
+        tb = tb.tb_next
+    return None
+
+
 def _close_socket(sock: socket.socket) -> None:
     try:
         if sock.fileno() >= 0:
@@ -694,9 +705,18 @@ class HttpPool:
             _set_keepalive(sock)
             if self._ssl is not None:
                 # wrap_socket takes the descriptor over: close the wrapper from now on.
-                sock = self._ssl.wrap_socket(
-                    sock, server_hostname=self._host, do_handshake_on_connect=False
-                )
+                try:
+                    sock = self._ssl.wrap_socket(
+                        sock, server_hostname=self._host, do_handshake_on_connect=False
+                    )
+                except OSError as exc:
+                    # A reset before the handshake makes wrap_socket's not-connected
+                    # probe raise after the descriptor moved into the new SSLSocket,
+                    # which it never returns: close that one, or it leaks.
+                    orphan = _ssl_socket_left_by(exc)
+                    if orphan is not None:
+                        orphan.close()
+                    raise
             conn = _Conn(sock)
             if self._ssl is not None:
                 await conn.handshake()

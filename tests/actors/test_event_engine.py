@@ -12,7 +12,7 @@ import trio.lowlevel
 import trio.testing
 
 import hbtrio
-from hbtrio import SubscriptionError
+from hbtrio import InputValidationError, SubscriptionError
 from hbtrio.events import (
     CandleUpdate,
     ConnectionStateChanged,
@@ -382,22 +382,27 @@ async def test_works_from_anyio_on_trio(autojump_clock: trio.testing.MockClock) 
 
 async def test_bad_arguments() -> None:
     engine = EventEngine()
-    with pytest.raises(TypeError):
+    with pytest.raises(InputValidationError, match="event"):
         engine.publish("not an event")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="buffer"):
+    with pytest.raises(InputValidationError, match="buffer"):
         async with engine.subscribe(OrderUpdate, buffer=0):
             pass  # pragma: no cover
-    with pytest.raises(TypeError):
+    with pytest.raises(InputValidationError, match="types"):
         async with engine.subscribe(int):  # type: ignore[type-var]
             pass  # pragma: no cover
-    with pytest.raises(ValueError):
-        async with engine.subscribe(OrderUpdate, grace=-1):
-            pass  # pragma: no cover
-    with pytest.raises(TypeError):
+    for bad_grace in (-1, float("nan"), float("inf"), "1", True):
+        with pytest.raises(InputValidationError, match="grace"):
+            async with engine.subscribe(OrderUpdate, grace=bad_grace):  # type: ignore[arg-type]
+                pass  # pragma: no cover
+    for bad_overflow in (-1, 1.5, "2"):
+        with pytest.raises(InputValidationError, match="overflow"):
+            async with engine.subscribe(OrderUpdate, overflow=bad_overflow):  # type: ignore[arg-type]
+                pass  # pragma: no cover
+    with pytest.raises(InputValidationError, match="callback"):
         engine.add_handler(42)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(InputValidationError, match="grace"):
         EventEngine(grace=-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputValidationError, match="overflow"):
         EventEngine(overflow=-1)
     assert engine.subscriber_count == 0
 
