@@ -124,7 +124,8 @@ async def test_market_order_and_rejections(
         (
             ["book", "binance", "BTCUSDT"],
             2,
-            "hbtrio book: invalid argument 'market': must be a trading pair like 'BTC-USDT'",
+            "hbtrio book: error: argument MARKET: 'BTCUSDT': "
+            "must be a trading pair like 'BTC-USDT'",
         ),
         (
             ["book", "binance", "BTC-USDT", "--depth", "5000"],
@@ -134,15 +135,24 @@ async def test_market_order_and_rejections(
         (
             ["orders", "--market", "nope"],
             2,
-            "hbtrio orders: invalid argument 'market': must be a trading pair like 'BTC-USDT'",
+            "hbtrio orders: error: argument --market/-m: 'nope': "
+            "must be a trading pair like 'BTC-USDT'",
         ),
-        (["orders", "--exchange", "bin ance"], 2, "hbtrio orders: invalid argument 'exchange': "),
+        (
+            ["orders", "--exchange", "bin ance"],
+            2,
+            "hbtrio orders: error: argument --exchange/-e: 'bin ance': ",
+        ),
         (
             ["balances", "--exchange", "bin ance"],
             2,
-            "hbtrio balances: invalid argument 'exchange': ",
+            "hbtrio balances: error: argument --exchange/-e: 'bin ance': ",
         ),
-        (["balances", "--account", "gh ost"], 2, "hbtrio balances: invalid configuration: account"),
+        (
+            ["balances", "--account", "gh ost"],
+            2,
+            "hbtrio balances: error: argument --account: 'gh ost': ",
+        ),
         # refused by the server (exit 1)
         (
             ["book", "binance", "DOGE-USDT"],
