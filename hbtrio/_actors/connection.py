@@ -38,7 +38,13 @@ import trio
 
 from .._config import ClientConfig
 from .._core.backoff import Backoff
-from .._errors import AuthenticationFailed, ConnectionFailed, HbtrioError, RequestTimeout
+from .._errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    HbtrioError,
+    MalformedResponse,
+    RequestTimeout,
+)
 from .._wire.ws import (
     CandlesMessage,
     CandleUpdateMessage,
@@ -48,6 +54,7 @@ from .._wire.ws import (
     PongMessage,
     SubscribedMessage,
     TradesMessage,
+    UnknownMessage,
     UnsubscribedMessage,
     decode_server_message,
 )
@@ -83,6 +90,7 @@ DataRoute = Callable[[DataPush, float], None]
 
 _DATA = (OrderBookMessage, TradesMessage, CandlesMessage, CandleUpdateMessage)
 _CONTROL = (SubscribedMessage, UnsubscribedMessage, ErrorMessage, PongMessage)
+_MAX_UNKNOWN_TYPES_REPORTED = 32  # per connection: a new message type is reported once
 
 
 def _drop_data(message: DataPush, now: float) -> None:
@@ -319,6 +327,7 @@ class ConnectionActor:
     async def _reader(self, transport: WsTransport) -> None:
         control = self.correlation.inbox
         route_data = self._route_data
+        unknown_reported: set[str] = set()
         while True:
             data = await transport.receive()
             now = trio.current_time()
@@ -347,7 +356,21 @@ class ConnectionActor:
                     raise _Dead("control inbox full (bug-level condition)") from None
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     raise _Dead("the correlation actor stopped") from None
-            # Heartbeats, greetings and unknown types only feed the watchdog.
+            elif (
+                isinstance(message, UnknownMessage)
+                and message.type not in unknown_reported
+                and len(unknown_reported) < _MAX_UNKNOWN_TYPES_REPORTED
+            ):
+                # Ignored (a newer server may send new kinds) but reported, once per
+                # type and connection, so a protocol change does not pass unseen.
+                unknown_reported.add(message.type)
+                self._report(
+                    MalformedResponse(
+                        "unknown WebSocket message type (ignored; reported once per connection)",
+                        excerpt=message.type,
+                    )
+                )
+            # Heartbeats and greetings only feed the watchdog.
 
     async def _pinger(self, link_id: int) -> None:
         inbox = self.correlation.inbox

@@ -244,6 +244,7 @@ async def test_malformed_messages_are_reported_not_fatal(autojump_clock: trio.ab
         peer.current.push(b"\xff\xfe")
         peer.current.push({"type": "order_book", "subscription_id": 3})
         peer.current.push({"type": "brand_new_kind", "x": 1})
+        peer.current.push({"type": "brand_new_kind", "x": 2})  # reported once
         peer.current.push({"type": "heartbeat", "timestamp": 2.0})
         peer.current.push({"type": "subscribed", "subscription_id": "trades_x_A-B"})
         peer.current.push(
@@ -253,8 +254,9 @@ async def test_malformed_messages_are_reported_not_fatal(autojump_clock: trio.ab
         assert actor.state is S.CONNECTED
         assert len(peer.sessions) == 1
         nursery.cancel_scope.cancel()
-    assert len(rec.errors) == 3
+    assert len(rec.errors) == 4
     assert all(e.kind == "MalformedResponse" for e in rec.errors)
+    assert sum("brand_new_kind" in e.error for e in rec.errors) == 1
     # Only the data push reached the router (control, heartbeat, unknown did not).
     assert [type(m).__name__ for m in routed] == ["TradesMessage"]
     seen = []
