@@ -14,21 +14,13 @@ from hbtrio._actors.rest import RestActor, endpoint_of
 from hbtrio._client import open_client
 from hbtrio._wire import rest as wire
 from tests.unit.test_rest_fake import Call, FakeServer, FakeTransport, detail
+from tests.unit.test_rest_unit import make_config as make_base_config
 
 KEY = "admin:observer-secret-1"
 
 
 def make_config(**kw: Any) -> ClientConfig:
-    values: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": 8000,
-        "api_key": KEY,
-        "tls": False,
-        "timeout": 1.0,
-        "retries": 2,
-    }
-    values.update(kw)
-    return ClientConfig(**values)
+    return make_base_config(**{"api_key": KEY, **kw})
 
 
 class Recorder:
