@@ -669,6 +669,10 @@ class Client:
                 break
             if attempt + 1 < passes:
                 await trio.sleep(_RECONCILE_PAUSE)
+        # Another call may have returned one of them while the search was running.
+        placed = self._placed_ids
+        matches = {oid: order for oid, order in matches.items() if oid not in placed}
+        unresolved_fills.difference_update(placed)
         rivals = self._placements.rivals(entry, start, end)
         if len(matches) == 1 and not unresolved_fills and not rivals:
             order = next(iter(matches.values()))

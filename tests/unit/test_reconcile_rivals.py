@@ -196,3 +196,58 @@ async def test_minimum_size_and_notional_are_checked_on_rounded_values(
     with pytest.raises(MinOrderSizeNotMet):
         await client.place_limit_order("binance", "BTC-USDT", "BUY", price=price, amount=amount)
     assert not [c for c in server.calls if c.path == "/trading/orders"]
+
+
+class HoldAndRaceTransport(HoldingTransport):
+    """Releases the held placement while the other call's reconciliation searches."""
+
+    def __init__(self, server: FakeServer) -> None:
+        super().__init__(server)
+        self.armed = False
+        self.held_returned = trio.Event()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        *,
+        timeout: float | None,  # noqa: ASYNC109
+    ) -> HttpResponse:
+        if self.armed and path == "/trading/orders/search":
+            self.armed = False
+            self.release.set()  # the held call returns its order now ...
+            await self.held_returned.wait()  # ... before this search answers
+        return await super().request(method, path, body, timeout=timeout)
+
+
+async def test_an_order_returned_during_the_search_is_not_claimed_again(
+    server: FakeServer,
+) -> None:
+    # B's answer is held (its order exists); A's answer is lost (A made nothing).
+    # A's search sees B's order among the open orders, then B returns it while A
+    # still searches the history: A must not return it too.
+    transport = HoldAndRaceTransport(server)
+    async with open_client(make_config(), transport=transport, streaming=False) as client:
+        await client.get_trading_rules("binance", ["BTC-USDT"])
+        outcomes: list[tuple[str, tuple[str, ...]]] = []
+
+        def lost_without_order(call: Call) -> None:
+            raise ConnectionFailed("dropped", retryable=False)
+
+        async def place_b() -> None:
+            await _place(client, outcomes)
+            transport.held_returned.set()
+
+        async with trio.open_nursery() as nursery:
+            transport.hold_next = True
+            nursery.start_soon(place_b)
+            await transport.holding.wait()
+            server.add_fault("/trading/orders", lost_without_order)
+            transport.armed = True
+            await _place(client, outcomes)  # A
+    assert len(server.orders) == 1
+    only = next(iter(server.orders))
+    returned = [ids for kind, ids in outcomes if kind == "order"]
+    assert returned == [(only,)]  # B's, and only B's
+    assert ("unknown", ()) in outcomes
