@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--full", action="store_true", help="full run (default): 20,000 samples per scenario"
     )
     parser.add_argument(
-        "--url", help="benchmark this server (https://HOST:PORT) instead of the simulator"
+        "--url",
+        help="benchmark this server (https://HOST:PORT) instead of the simulator; "
+        "all contenders then share one account (--account)",
     )
     parser.add_argument(
         "--api-key",
@@ -55,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="credential pair for --url (default: $HBTRIO_API_KEY)",
     )
     parser.add_argument("--ca-file", help="CA bundle to verify --url with")
+    parser.add_argument(
+        "--account",
+        metavar="NAME",
+        help="account every contender uses on --url (default: master_account); "
+        "the simulator the suite starts gives each contender its own "
+        "(bench_hbtrio, bench_peer, bench_floor)",
+    )
     parser.add_argument(
         "--contenders",
         type=_names(_CONTENDERS),
@@ -100,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         0 when the suite ran (goals are reported, not asserted), 2 on bad
         options, 1 when it could not run.
     """
-    from .runner import BenchError, run_bench, settings_for
+    from .runner import DEFAULT_ACCOUNT, BenchError, run_bench, settings_for
 
     try:
         settings = settings_for(
@@ -119,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     if settings.samples < 1 or settings.batch < 1:
         print("hbtrio bench: --samples and --batch must be >= 1", file=sys.stderr)
         return 2
-    if args.url is None and (args.api_key or args.ca_file):
-        print("hbtrio bench: --api-key/--ca-file go with --url", file=sys.stderr)
+    if args.url is None and (args.api_key or args.ca_file or args.account):
+        print("hbtrio bench: --api-key/--ca-file/--account go with --url", file=sys.stderr)
         return 2
     try:
         run_bench(
@@ -132,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
             plot=not args.no_plot,
             market=(args.connector, args.trading_pair),
             order_amount=args.order_amount,
+            account=args.account or DEFAULT_ACCOUNT,
             show_progress=not args.no_progress,
         )
     except (BenchError, ValueError) as exc:

@@ -58,7 +58,11 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
         api_key: Credential pair ``user:password`` (secret: never printed).
         tls: ``https``/``wss`` when true.
         ca_file: CA bundle to verify the server with (``None``: system store).
-        account: Account used for orders.
+        account: Account of every order call (placement, active orders,
+            cancels, cancel-all, trades). On a simulator the suite starts, each
+            contender has its own (``bench_<contender>``), so one contender's
+            resting orders are never listed by another; with ``--url`` all share
+            the one account named.
         connector: Connector of the benchmarked market.
         trading_pair: Trading pair of the benchmarked market.
         order_amount: Base amount of every benchmark order (a string Decimal).
@@ -83,7 +87,10 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         scheme = "https" if self.tls else "http"
-        return f"Target({scheme}://{self.host}:{self.port}, api_key=<redacted>)"
+        return (
+            f"Target({scheme}://{self.host}:{self.port}, account={self.account!r}, "
+            "api_key=<redacted>)"
+        )
 
     __str__ = __repr__
 

@@ -1,12 +1,14 @@
 """The orchestrator of ``hbtrio bench``.
 
 It starts the simulator in a separate process (TLS on, on a port of its own
-choosing) or uses the server the user names, starts each contender in its own
-worker process (``hbtrio.bench.worker``), and drives them in rounds: in each
-round every contender runs one batch of every scenario, the contenders' order
-rotating from round to round, so machine drift hits all alike. Only one
-contender works at a time. Between rounds of ``order_place`` the benchmark
-orders are cancelled in bulk (by the floor worker, untimed).
+choosing, one account per contender) or uses the server the user names (one
+account shared by all), starts each contender in its own worker process
+(``hbtrio.bench.worker``), and drives them in rounds: in each round every
+contender runs one batch of every scenario, the contenders' order rotating from
+round to round, so machine drift hits all alike. Only one contender works at a
+time. Between rounds of ``order_place`` the benchmark orders are cancelled in
+bulk, untimed: one cleanup per account used (by the floor worker when it uses
+that account).
 """
 
 from __future__ import annotations
@@ -31,10 +33,14 @@ from pathlib import Path
 from typing import IO, Final
 from urllib.parse import urlsplit
 
+import msgspec
+
+from .._validation import check_account
 from . import protocol
 from .protocol import (
     ALL_LATENCY_SCENARIOS,
     ALL_SCENARIOS,
+    CONTENDERS,
     Cleanup,
     Command,
     Extra,
@@ -59,14 +65,24 @@ from .report import (
 
 __all__ = [
     "ALL_SCENARIOS",
+    "DEFAULT_ACCOUNT",
+    "SIM_ACCOUNTS",
     "BenchError",
     "Settings",
     "SimProcess",
     "WorkerProcess",
+    "contender_targets",
     "parse_target_url",
     "run_bench",
     "settings_for",
 ]
+
+#: Account of every contender on a server the user names (``--url``), unless told.
+DEFAULT_ACCOUNT: Final = "master_account"
+#: Account of each contender on a simulator the suite starts: one each, so that a
+#: contender listing its open orders never lists (nor makes the server serialise)
+#: the orders another contender left resting.
+SIM_ACCOUNTS: Final[dict[str, str]] = {name: f"bench_{name}" for name in CONTENDERS}
 
 _LISTENING: Final = re.compile(r"listening on (\S+)(?: \(ca: ([^)]+)\))?")
 
@@ -190,6 +206,29 @@ def parse_target_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (443 if tls else 80), tls
 
 
+def contender_targets(
+    base: Target, contenders: Sequence[str], *, own_accounts: bool
+) -> dict[str, Target]:
+    """The target of each contender.
+
+    Args:
+        base: Server, credential and market shared by every contender.
+        contenders: Contender names.
+        own_accounts: Give each contender its own account (``SIM_ACCOUNTS``: a
+            simulator the suite starts); false keeps ``base.account`` for all
+            (a server the user names).
+
+    Returns:
+        Contender name to target; the targets differ at most in ``account``.
+    """
+    if not own_accounts:
+        return {name: base for name in contenders}
+    return {
+        name: msgspec.structs.replace(base, account=SIM_ACCOUNTS.get(name, f"bench_{name}"))
+        for name in contenders
+    }
+
+
 # -- processes -----------------------------------------------------------------------------
 
 
@@ -202,6 +241,7 @@ class SimProcess:
         seed: Random seed.
         book_rate: Book changes per second per market.
         port: Port to listen on (0: any free port; see ``url``).
+        accounts: User accounts it holds (``--accounts``).
         extra_args: More ``hbtrio sim`` options.
     """
 
@@ -213,6 +253,7 @@ class SimProcess:
         seed: int = 1,
         book_rate: float = 50.0,
         port: int = 0,
+        accounts: Sequence[str] = tuple(SIM_ACCOUNTS.values()),
         extra_args: Sequence[str] = (),
     ) -> None:
         self._args = [
@@ -234,6 +275,8 @@ class SimProcess:
             "0",
             "--book-rate",
             str(book_rate),
+            "--accounts",
+            ",".join(accounts),
             *extra_args,
         ]
         # The credential travels in the environment, never in argv (``ps`` shows argv).
@@ -455,6 +498,7 @@ class _Run:
     results: Results
     progress: Progress
     workers: dict[str, WorkerProcess] = field(default_factory=dict)
+    accounts: dict[str, str] = field(default_factory=dict)
 
     def fail(self, contender: str, scenario: str, error: str) -> None:
         self.results.errors.append({"contender": contender, "scenario": scenario, "error": error})
@@ -485,10 +529,13 @@ class _Run:
         return names[k:] + names[:k]
 
     def cleanup(self) -> None:
+        # one cleanup per account in use, by the first worker using it (floor first)
+        done: set[str] = set()
         for name in ("floor", *CONTENDER_ORDER):
-            if name in self.workers:
+            account = self.accounts.get(name, DEFAULT_ACCOUNT)
+            if name in self.workers and account not in done:
+                done.add(account)
                 self.call(name, "cleanup", Cleanup())
-                return
 
 
 def _total_steps(s: Settings, contenders: int, latency: Sequence[str]) -> int:
@@ -557,16 +604,19 @@ def _run_scenarios(run: _Run, before_stream: Callable[[], None] | None = None) -
                 run.progress.step("stream", f"round {r + 1}/{s.stream_rounds} {name}")
 
 
-def _start_workers(run: _Run, target: Target, logdir: Path) -> None:
+def _start_workers(run: _Run, targets: dict[str, Target], logdir: Path) -> None:
     from .contender_hbtrio import availability
 
     logdir.mkdir(parents=True, exist_ok=True)
     for name in CONTENDER_ORDER:
         entry: dict[str, object] = {"available": False, "note": "", "info": {}}
         run.results.contenders[name] = entry
-        if name not in run.settings.contenders:
+        target = targets.get(name)
+        if name not in run.settings.contenders or target is None:
             entry["note"] = "not selected"
             continue
+        entry["account"] = target.account
+        run.accounts[name] = target.account
         if name == "hbtrio" and (missing := availability()) is not None:
             entry["note"] = missing
             run.progress.note(f"note: skipping hbtrio: {missing}")
@@ -595,6 +645,7 @@ def run_bench(
     plot: bool = True,
     market: tuple[str, str] = ("binance", "BTC-USDT"),
     order_amount: str = "0.001",
+    account: str = DEFAULT_ACCOUNT,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> Results:
@@ -609,6 +660,9 @@ def run_bench(
         plot: Write the PNG plot.
         market: ``(connector, trading_pair)`` benchmarked.
         order_amount: Base amount of every benchmark order.
+        account: The account every contender uses on ``url``. A simulator the
+            suite starts ignores it: it holds one account per contender
+            (``SIM_ACCOUNTS``).
         show_progress: Show the progress display on stderr.
         echo: Receives every line of the report (table, RESULT and GOAL lines).
 
@@ -617,6 +671,7 @@ def run_bench(
 
     Raises:
         BenchError: The simulator did not start or no contender could run.
+        ValueError: ``url`` or ``account`` is invalid.
     """
     started = time.monotonic()
     results = Results(
@@ -646,6 +701,7 @@ def run_bench(
                 key = api_key or os.environ.get("HBTRIO_API_KEY", "")
                 if not key:
                     raise BenchError("--api-key (or HBTRIO_API_KEY) is needed with --url")
+                check_account(account)
             host, port, tls = parse_target_url(url)
             results.target = {
                 "url": url,
@@ -654,17 +710,22 @@ def run_bench(
                 "trading_pair": market[1],
                 "ca_file": ca_file,
             }
-            target = Target(
+            base = Target(
                 host=host,
                 port=port,
                 api_key=key,
                 tls=tls,
                 ca_file=ca_file,
+                account=account,
                 connector=market[0],
                 trading_pair=market[1],
                 order_amount=order_amount,
             )
-            _start_workers(run, target, output / f"logs-{stamp}")
+            targets = contender_targets(base, CONTENDER_ORDER, own_accounts=sim is not None)
+            results.target["accounts"] = {
+                name: t.account for name, t in targets.items() if name in settings.contenders
+            }
+            _start_workers(run, targets, output / f"logs-{stamp}")
             if not run.workers:
                 raise BenchError(
                     "no contender could start: "

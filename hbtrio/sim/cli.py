@@ -50,6 +50,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _account_list(text: str) -> tuple[str, ...]:
+    from .server import check_accounts
+
+    try:
+        return check_accounts([n.strip() for n in text.split(",") if n.strip()])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of ``hbtrio sim``.
 
@@ -65,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"HTTP Basic credential pair (default: ${_ENV_KEY}, else admin:admin)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--accounts",
+        type=_account_list,
+        default=("master_account",),
+        metavar="NAME[,NAME...]",
+        help="user accounts, each with the default balances on every connector (master_account)",
+    )
     parser.add_argument(
         "--tls",
         action=argparse.BooleanOptionalAction,
@@ -162,6 +178,7 @@ async def _main(args: argparse.Namespace, api_key: str) -> int:
                     port=args.port,
                     api_key=api_key,
                     seed=args.seed,
+                    accounts=args.accounts,
                     tls=args.tls,
                     cert_dir=cert_dir,
                     ca_out=args.ca_out,

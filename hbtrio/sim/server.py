@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,13 +19,16 @@ from typing import Any, cast
 
 import trio
 
+from hbtrio._validation import ACCOUNT_RE
+
 from .app import SimApp
+from .engine import MAKER_ACCOUNT
 from .liquidity import Simulation
 from .state import Quirks, SimSettings, SimState
 from .tls import ensure_certs
 from .ws import GOING_AWAY, MarketSignals, market_data_session
 
-__all__ = ["SimInfo", "serve"]
+__all__ = ["SimInfo", "check_accounts", "serve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,37 @@ class SimInfo:
     ws_url: str
     api_key: str = field(repr=False)
     state: SimState = field(repr=False, compare=False)
+
+
+def check_accounts(accounts: Sequence[str]) -> tuple[str, ...]:
+    """Validate the simulator's user account names.
+
+    Names follow the client's rule (``hbtrio._validation.check_account``): 1-64
+    letters, digits, ``_`` or ``-``, starting with a letter or digit.
+
+    Args:
+        accounts: The names, in the order ``GET /accounts/`` lists them.
+
+    Returns:
+        The names as a tuple.
+
+    Raises:
+        ValueError: No name, a duplicate, or a name the client would refuse.
+    """
+    if isinstance(accounts, str):
+        raise ValueError("accounts must be a sequence of names, not one string")
+    names = tuple(accounts)
+    if not names:
+        raise ValueError("at least one account is needed")
+    for name in names:
+        if not isinstance(name, str) or not ACCOUNT_RE.fullmatch(name) or name == MAKER_ACCOUNT:
+            raise ValueError(
+                f"invalid account name {name!r}: 1-64 letters, digits, '_' or '-', "
+                "starting with a letter or digit"
+            )
+    if len(set(names)) != len(names):
+        raise ValueError("account names must be distinct")
+    return names
 
 
 async def _drive_liquidity(simulation: Simulation, rate: float) -> None:
@@ -79,6 +113,7 @@ async def serve(
     port: int = 0,
     api_key: str = "admin:admin",
     seed: int = 0,
+    accounts: Sequence[str] = ("master_account",),
     tls: bool = True,
     cert_dir: str | Path | None = None,
     ca_out: str | Path | None = None,
@@ -105,6 +140,8 @@ async def serve(
         port: Listen port; 0 picks a free one (see ``SimInfo.port``).
         api_key: The HTTP Basic credential pair ``user:password``.
         seed: Seed of the simulated liquidity and of fault injection.
+        accounts: User account names (see ``check_accounts``); each starts with
+            the default balances on every connector. ``GET /accounts/`` lists them.
         tls: Serve HTTPS/WSS (default) or plain HTTP/WS.
         cert_dir: Directory keeping the CA and server certificate (reused when
             present). ``None``: a temporary directory removed on exit.
@@ -127,7 +164,12 @@ async def serve(
         shutdown_trigger: Awaited; when it returns, WebSockets are closed with
             1001 and the server stops gracefully.
         task_status: Receives the ``SimInfo`` once listening.
+
+    Raises:
+        ValueError: ``accounts`` is empty, repeats a name or holds an invalid one.
     """
+    account_names = check_accounts(accounts)
+
     from hypercorn.trio import serve as hypercorn_serve
 
     from ._hypercorn import SimConfig, install_idle_watch, install_response_coalescing
@@ -147,9 +189,13 @@ async def serve(
         drop_ws_after_s=drop_ws_after_s,
         drop_ws_after_msgs=drop_ws_after_msgs,
         stall_rate=stall_rate,
+        accounts=account_names,
     )
     simulation = Simulation(
-        seed=seed, book_change_rate=book_change_rate, terminal_linger=terminal_linger
+        seed=seed,
+        accounts=account_names,
+        book_change_rate=book_change_rate,
+        terminal_linger=terminal_linger,
     )
     state = SimState(settings, simulation)
     signals = MarketSignals()

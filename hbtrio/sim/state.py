@@ -46,6 +46,7 @@ class SimSettings:
         drop_ws_after_msgs: Close every WebSocket after it sent this many messages.
         stall_rate: Share of REST answers never sent.
         portfolio_cache_s: Age after which ``--quirks real`` refreshes its cached portfolio.
+        accounts: User account names; each holds the default balances on every connector.
     """
 
     api_key: str = "admin:admin"
@@ -61,6 +62,7 @@ class SimSettings:
     drop_ws_after_msgs: int | None = None
     stall_rate: float = 0.0
     portfolio_cache_s: float = 300.0
+    accounts: tuple[str, ...] = ("master_account",)
 
     def __repr__(self) -> str:
         return (
@@ -69,7 +71,8 @@ class SimSettings:
             f"min_update_interval={self.min_update_interval}, "
             f"book_change_rate={self.book_change_rate}, latency_ms={self.latency_ms}, "
             f"error_rate={self.error_rate}, drop_ws_after_s={self.drop_ws_after_s}, "
-            f"drop_ws_after_msgs={self.drop_ws_after_msgs}, stall_rate={self.stall_rate})"
+            f"drop_ws_after_msgs={self.drop_ws_after_msgs}, stall_rate={self.stall_rate}, "
+            f"accounts={self.accounts!r})"
         )
 
 

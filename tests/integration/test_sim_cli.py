@@ -107,3 +107,55 @@ async def test_ca_out_writes_the_ca_that_verifies_the_server(
     ca_out.unlink()
     await proc.start()
     assert ca_out.read_text() == pem
+
+
+async def test_accounts_option_gives_separate_accounts(sim_process: Launch) -> None:
+    proc = await sim_process("--no-tls", "--accounts", "bench_a,bench_b")
+    http = RawHTTP(proc.info)
+    try:
+        assert (await http.get("/accounts/")).json() == ["bench_a", "bench_b"]
+        portfolio = (await http.request("POST", "/portfolio/state", {})).json()
+        assert set(portfolio) == {"bench_a", "bench_b"}
+        for account in ("bench_a", "bench_b"):
+            usdt = [r for r in portfolio[account]["binance"] if r["token"] == "USDT"]
+            assert usdt and float(usdt[0]["units"]) == 1_000_000
+        order = {
+            "account_name": "bench_a",
+            "connector_name": "binance",
+            "trading_pair": "BTC-USDT",
+            "trade_type": "BUY",
+            "amount": "0.001",
+            "order_type": "LIMIT",
+            "price": "40000",  # well below the mid: rests
+        }
+        placed = await http.request("POST", "/trading/orders", order)
+        assert placed.status == 201
+        order_id = placed.json()["order_id"]
+
+        async def active(account: str) -> list[str]:
+            body = {"account_names": [account], "limit": 1000}
+            page = (await http.request("POST", "/trading/orders/active", body)).json()
+            return [o["order_id"] for o in page["data"]]
+
+        assert await active("bench_a") == [order_id]
+        assert await active("bench_b") == []
+        path = f"/trading/bench_b/binance/orders/{order_id}/cancel"
+        assert (await http.request("POST", path)).status == 404  # not bench_b's order
+        missing = await http.request(
+            "POST", "/trading/orders", {**order, "account_name": "master_account"}
+        )
+        assert missing.status == 404
+    finally:
+        await http.aclose()
+
+
+@pytest.mark.parametrize("accounts", ["bad name", "a,a", ",", "__market_makers__"])
+async def test_bad_accounts_option_is_refused(accounts: str) -> None:
+    bad = await trio.run_process(
+        [sys.executable, "-m", "hbtrio", "sim", "--no-tls", "--port", "0", "--accounts", accounts],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert b"--accounts" in bad.stderr and bad.stdout == b""

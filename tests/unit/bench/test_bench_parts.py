@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import argparse
 import base64
+from pathlib import Path
+from typing import Any, cast
 
 import msgspec
 import pytest
 
-from hbtrio.bench import cli, protocol
+from hbtrio.bench import cli, protocol, runner
 from hbtrio.bench.contender_hbtrio import availability
 from hbtrio.bench.floor import HttpError, _Parser, parse_response_head
-from hbtrio.bench.runner import Settings, parse_target_url, settings_for
+from hbtrio.bench.runner import (
+    SIM_ACCOUNTS,
+    BenchError,
+    Settings,
+    SimProcess,
+    contender_targets,
+    parse_target_url,
+    settings_for,
+)
 from hbtrio.bench.worker import redact
 
 
@@ -106,6 +116,8 @@ def test_cli_options() -> None:
 def test_cli_rejects_credentials_without_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run(_parse("--api-key", "a:b")) == 2
     assert "--url" in capsys.readouterr().err
+    assert cli.run(_parse("--account", "mine")) == 2
+    assert "--url" in capsys.readouterr().err
     assert cli.run(_parse("--samples", "0")) == 2
 
 
@@ -123,3 +135,117 @@ def test_availability_is_a_note_or_none() -> None:
         assert note is None
     else:
         assert note is not None and "open_client" in note
+
+
+BASE = protocol.Target(host="127.0.0.1", port=8443, api_key="u:p")
+
+
+def test_contender_targets_own_accounts_on_a_started_simulator() -> None:
+    targets = contender_targets(BASE, protocol.CONTENDERS, own_accounts=True)
+    accounts = {name: t.account for name, t in targets.items()}
+    assert accounts == {"hbtrio": "bench_hbtrio", "peer": "bench_peer", "floor": "bench_floor"}
+    assert len(set(accounts.values())) == len(protocol.CONTENDERS)
+    for t in targets.values():  # same server, credential and market
+        assert (t.host, t.port, t.api_key, t.connector, t.trading_pair) == (
+            BASE.host,
+            BASE.port,
+            BASE.api_key,
+            BASE.connector,
+            BASE.trading_pair,
+        )
+    shared = contender_targets(BASE, protocol.CONTENDERS, own_accounts=False)
+    assert {t.account for t in shared.values()} == {"master_account"}
+
+
+def test_simulator_is_started_with_every_contender_account() -> None:
+    sim = SimProcess(Path("/nonexistent"), "u:p")
+    args = sim._args
+    assert args[args.index("--accounts") + 1] == ",".join(SIM_ACCOUNTS.values())
+
+
+def _targets_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **kwargs: Any
+) -> tuple[dict[str, protocol.Target], dict[str, Any]]:
+    """Run ``run_bench`` up to the workers' start and return the targets given to them."""
+    seen: dict[str, protocol.Target] = {}
+    target_info: dict[str, Any] = {}
+
+    class FakeSim:
+        def __init__(self, workdir: Path, api_key: str, **kw: Any) -> None:
+            self.url, self.ca_file = "https://127.0.0.1:1234", None
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+    def fake_start(run: Any, targets: dict[str, protocol.Target], logdir: Path) -> None:
+        seen.update(targets)
+        target_info.update(run.results.target)
+
+    monkeypatch.setattr(runner, "SimProcess", FakeSim)
+    monkeypatch.setattr(runner, "_start_workers", fake_start)
+    with pytest.raises(BenchError, match="no contender"):
+        runner.run_bench(
+            settings_for("quick"), output=tmp_path, plot=False, show_progress=False, **kwargs
+        )
+    return seen, target_info
+
+
+def test_run_bench_own_accounts_with_its_simulator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    targets, info = _targets_used(monkeypatch, tmp_path)
+    assert {n: t.account for n, t in targets.items()} == SIM_ACCOUNTS
+    assert info["accounts"] == SIM_ACCOUNTS
+    assert len({t.api_key for t in targets.values()}) == 1
+
+
+def test_run_bench_shared_account_with_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    targets, info = _targets_used(
+        monkeypatch, tmp_path, url="https://example.invalid:8000", api_key="u:p"
+    )
+    assert {t.account for t in targets.values()} == {"master_account"}
+    targets, info = _targets_used(
+        monkeypatch, tmp_path, url="https://example.invalid:8000", api_key="u:p", account="acct"
+    )
+    assert {t.account for t in targets.values()} == {"acct"}
+    assert set(info["accounts"].values()) == {"acct"}
+    with pytest.raises(ValueError):
+        runner.run_bench(
+            settings_for("quick"),
+            url="https://example.invalid:8000",
+            api_key="u:p",
+            account="bad name",
+            output=tmp_path,
+            plot=False,
+            show_progress=False,
+        )
+
+
+class _FakeWorker:
+    def __init__(self, name: str, calls: list[tuple[str, str]]) -> None:
+        self.name = name
+        self._calls = calls
+
+    def call(self, command: protocol.Command, timeout: float) -> protocol.Reply:
+        self._calls.append((self.name, type(command).__name__))
+        return protocol.Reply()
+
+
+def _run_with(accounts: dict[str, str]) -> tuple[runner._Run, list[tuple[str, str]]]:
+    calls: list[tuple[str, str]] = []
+    run = runner._Run(settings_for("quick"), runner.Results(), runner.Progress(1, enabled=False))
+    run.workers = {n: cast(Any, _FakeWorker(n, calls)) for n in accounts}
+    run.accounts = dict(accounts)
+    return run, calls
+
+
+def test_cleanup_once_per_account() -> None:
+    run, calls = _run_with(SIM_ACCOUNTS)
+    run.cleanup()
+    assert sorted(calls) == [("floor", "Cleanup"), ("hbtrio", "Cleanup"), ("peer", "Cleanup")]
+    run, calls = _run_with({n: "master_account" for n in protocol.CONTENDERS})
+    run.cleanup()
+    assert calls == [("floor", "Cleanup")]

@@ -32,6 +32,10 @@ def test_short_run_floor_and_peer(tmp_path: Path) -> None:
         settings, output=tmp_path, plot=False, show_progress=False, echo=lines.append
     )
     assert results.errors == []
+    # a started simulator gives each contender its own account
+    assert results.target["accounts"] == {"peer": "bench_peer", "floor": "bench_floor"}
+    assert results.contenders["peer"]["account"] == "bench_peer"
+    assert results.contenders["floor"]["account"] == "bench_floor"
     for scenario in ("order_place", "order_book", "ticker"):
         for contender in ("peer", "floor"):
             assert results.latency[scenario][contender].count == 20
