@@ -62,13 +62,19 @@ async def test_two_lost_identical_placements_never_share_the_one_order(
 
 
 class HoldingTransport(FakeTransport):
-    """Holds the answer of the next placement (after the server made the order)."""
+    """Holds the answer of the next placement (after the server made the order).
 
-    def __init__(self, server: FakeServer) -> None:
+    When ``race`` is set, the held answer is released by the next order search
+    (another call's reconciliation), which waits until the held call returned.
+    """
+
+    def __init__(self, server: FakeServer, *, race: bool = False) -> None:
         super().__init__(server)
         self.hold_next = False
+        self.race = race
         self.holding = trio.Event()
         self.release = trio.Event()
+        self.held_returned = trio.Event()
 
     async def request(
         self,
@@ -78,6 +84,10 @@ class HoldingTransport(FakeTransport):
         *,
         timeout: float | None,  # noqa: ASYNC109
     ) -> HttpResponse:
+        if self.race and self.holding.is_set() and path == "/trading/orders/search":
+            self.race = False
+            self.release.set()  # the held call returns its order now ...
+            await self.held_returned.wait()  # ... before this search answers
         hold = self.hold_next and path == "/trading/orders"
         if hold:
             self.hold_next = False
@@ -88,26 +98,41 @@ class HoldingTransport(FakeTransport):
         return answer
 
 
-async def test_a_lost_placement_beside_an_answered_twin_does_not_guess(
-    server: FakeServer,
-) -> None:
-    # B's order is made but its answer is still on the way when A's answer is lost
-    # (A made nothing): the lone match is B's, and A must not take it as its own.
-    transport = HoldingTransport(server)
+async def _lost_beside_a_held_twin(
+    server: FakeServer, *, race: bool
+) -> list[tuple[str, tuple[str, ...]]]:
+    """B's order is made but its answer held; A's answer is lost (A made nothing).
+
+    Without ``race`` B's answer arrives after A decided; with it, B returns while
+    A's reconciliation is still searching the history.
+    """
+    transport = HoldingTransport(server, race=race)
+    outcomes: list[tuple[str, tuple[str, ...]]] = []
     async with open_client(make_config(), transport=transport, streaming=False) as client:
         await client.get_trading_rules("binance", ["BTC-USDT"])
-        outcomes: list[tuple[str, tuple[str, ...]]] = []
 
         def lost_without_order(call: Call) -> None:
             raise ConnectionFailed("dropped", retryable=False)
 
+        async def place_b() -> None:
+            await _place(client, outcomes)
+            transport.held_returned.set()
+
         async with trio.open_nursery() as nursery:
             transport.hold_next = True
-            nursery.start_soon(_place, client, outcomes)  # B, held
+            nursery.start_soon(place_b)
             await transport.holding.wait()
             server.add_fault("/trading/orders", lost_without_order)
             await _place(client, outcomes)  # A
             transport.release.set()
+    return outcomes
+
+
+async def test_a_lost_placement_beside_an_answered_twin_does_not_guess(
+    server: FakeServer,
+) -> None:
+    # The lone match is B's, still in flight: A must not take it as its own.
+    outcomes = await _lost_beside_a_held_twin(server, race=False)
     assert len(server.orders) == 1
     only = next(iter(server.orders))
     assert outcomes == [("unknown", (only,)), ("order", (only,))]
@@ -198,54 +223,12 @@ async def test_minimum_size_and_notional_are_checked_on_rounded_values(
     assert not [c for c in server.calls if c.path == "/trading/orders"]
 
 
-class HoldAndRaceTransport(HoldingTransport):
-    """Releases the held placement while the other call's reconciliation searches."""
-
-    def __init__(self, server: FakeServer) -> None:
-        super().__init__(server)
-        self.armed = False
-        self.held_returned = trio.Event()
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None,
-        *,
-        timeout: float | None,  # noqa: ASYNC109
-    ) -> HttpResponse:
-        if self.armed and path == "/trading/orders/search":
-            self.armed = False
-            self.release.set()  # the held call returns its order now ...
-            await self.held_returned.wait()  # ... before this search answers
-        return await super().request(method, path, body, timeout=timeout)
-
-
 async def test_an_order_returned_during_the_search_is_not_claimed_again(
     server: FakeServer,
 ) -> None:
-    # B's answer is held (its order exists); A's answer is lost (A made nothing).
     # A's search sees B's order among the open orders, then B returns it while A
     # still searches the history: A must not return it too.
-    transport = HoldAndRaceTransport(server)
-    async with open_client(make_config(), transport=transport, streaming=False) as client:
-        await client.get_trading_rules("binance", ["BTC-USDT"])
-        outcomes: list[tuple[str, tuple[str, ...]]] = []
-
-        def lost_without_order(call: Call) -> None:
-            raise ConnectionFailed("dropped", retryable=False)
-
-        async def place_b() -> None:
-            await _place(client, outcomes)
-            transport.held_returned.set()
-
-        async with trio.open_nursery() as nursery:
-            transport.hold_next = True
-            nursery.start_soon(place_b)
-            await transport.holding.wait()
-            server.add_fault("/trading/orders", lost_without_order)
-            transport.armed = True
-            await _place(client, outcomes)  # A
+    outcomes = await _lost_beside_a_held_twin(server, race=True)
     assert len(server.orders) == 1
     only = next(iter(server.orders))
     returned = [ids for kind, ids in outcomes if kind == "order"]
