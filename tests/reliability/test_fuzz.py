@@ -287,6 +287,22 @@ WS_FRAMES: st.SearchStrategy[tuple[str, bytes]] = st.one_of(
 )
 
 
+def _ws_fuzz_config(port: int) -> hbtrio.ClientConfig:
+    """A plain-HTTP client of the scripted server, quick to notice a dead WebSocket."""
+    return config_for(
+        "127.0.0.1",
+        port,
+        None,
+        tls=False,
+        timeout=1.0,
+        retries=1,
+        reconnect_initial=0.01,
+        reconnect_max=0.05,
+        ping_interval=0.5,
+        heartbeat_timeout=2.0,
+    )
+
+
 @FUZZ
 @given(frames=st.lists(WS_FRAMES, min_size=1, max_size=4))
 async def test_fuzz_malformed_websocket_frames(frames: list[tuple[str, bytes]]) -> None:
@@ -301,18 +317,7 @@ async def test_fuzz_malformed_websocket_frames(frames: list[tuple[str, bytes]]) 
 
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
-        config = config_for(
-            "127.0.0.1",
-            server.port,
-            None,
-            tls=False,
-            timeout=1.0,
-            retries=1,
-            reconnect_initial=0.01,
-            reconnect_max=0.05,
-            ping_interval=0.5,
-            heartbeat_timeout=2.0,
-        )
+        config = _ws_fuzz_config(server.port)
         with trio.fail_after(20):
             async with (
                 open_client(config) as client,
@@ -424,18 +429,7 @@ async def test_fuzz_malformed_json_messages_publish_one_error_event_each(
 
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
-        config = config_for(
-            "127.0.0.1",
-            server.port,
-            None,
-            tls=False,
-            timeout=1.0,
-            retries=1,
-            reconnect_initial=0.01,
-            reconnect_max=0.05,
-            ping_interval=0.5,
-            heartbeat_timeout=2.0,
-        )
+        config = _ws_fuzz_config(server.port)
         with trio.fail_after(20):
             async with (
                 open_client(config) as client,
