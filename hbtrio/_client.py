@@ -601,32 +601,27 @@ class Client:
 
     async def _send_order(self, request: OrderRequest) -> Order:
         req = wire.build_place_order(request)
-        ledger = self._placements
-        entry = ledger.begin(_placement_key(request), self._rest.clock())
+        entry = self._placements.begin(_placement_key(request), self._rest.clock())
+        known = False  # whether the outcome is known (an order id, or nothing created)
         try:
-            placed = await self._rest.call(req, wire.parse_place_order, order=request)
-        except AmbiguousOutcome as lost:
             try:
+                placed = await self._rest.call(req, wire.parse_place_order, order=request)
+            except AmbiguousOutcome as lost:
                 order = await self._reconcile(request, lost, entry)
-            except OrderOutcomeUnknown:
-                ledger.leave_unknown(entry, self._rest.clock())
-                raise
-            except HbtrioError:
-                ledger.settle(entry)  # the server's answer stands: nothing created
-                raise
-            except BaseException:
-                ledger.leave_unknown(entry, self._rest.clock())
-                raise
-            ledger.settle(entry)
-            return order
+                known = True
+                return order
+            known = True
+        except OrderOutcomeUnknown:
+            raise
         except HbtrioError:
-            ledger.settle(entry)  # definitely not created (rejected or never sent)
+            known = True  # rejected, never sent, or the server's error stands
             raise
-        except BaseException:
-            ledger.leave_unknown(entry, self._rest.clock())  # cancelled mid-request
-            raise
+        finally:
+            if known:
+                self._placements.settle(entry)
+            else:  # unknown, or cancelled mid-request: a rival of identical placements
+                self._placements.leave_unknown(entry, self._rest.clock())
         self._remember_placed(placed.order_id)
-        ledger.settle(entry)
         now = self._rest.clock()
         return Order(
             order_id=placed.order_id,
