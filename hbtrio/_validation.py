@@ -204,6 +204,32 @@ def check_range(value: object, argument: str, low: int = 1, high: int = 1000) ->
     return value
 
 
+def check_seconds(value: object, argument: str, high: float = math.inf) -> float:
+    """Validate a duration: a finite number of seconds in ``0..high``.
+
+    Args:
+        value: The candidate (an int or a float; bools refused).
+        argument: Argument name used in the error.
+        high: Largest allowed value.
+
+    Returns:
+        The value as a float.
+
+    Raises:
+        InputValidationError: It is not a finite number of seconds in the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputValidationError(argument, "must be a number of seconds")
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds) or not 0 <= seconds <= high:
+        bound = f"<= {high:g}" if math.isfinite(high) else "finite"
+        raise InputValidationError(argument, f"must be >= 0 and {bound} seconds")
+    return seconds
+
+
 def check_enum(value: object, enum_type: type[E], argument: str) -> E:
     """Validate an enum member, accepting its value or name case-insensitively.
 

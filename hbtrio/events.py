@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from math import inf
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
@@ -22,6 +21,7 @@ import msgspec
 import trio
 
 from ._errors import InputValidationError, SubscriptionError
+from ._validation import check_range, check_seconds
 from .models import (
     Candle,
     ConnectionState,
@@ -47,6 +47,8 @@ __all__ = [
     "TickerUpdate",
     "TradeEvent",
 ]
+
+_MAX_INT = 2**62  # largest overflow allowance accepted
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
@@ -493,14 +495,8 @@ class EventEngine:
     """
 
     def __init__(self, *, grace: float = _DEFAULT_GRACE, overflow: int | None = None) -> None:
-        if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace < inf:
-            raise InputValidationError("grace", "must be a finite number of seconds >= 0")
-        if overflow is not None and (
-            isinstance(overflow, bool) or not isinstance(overflow, int) or overflow < 0
-        ):
-            raise InputValidationError("overflow", "must be an int >= 0")
-        self.grace = grace
-        self.overflow = overflow
+        self.grace = check_seconds(grace, "grace")
+        self.overflow = None if overflow is None else check_range(overflow, "overflow", 0, _MAX_INT)
         self._subscriptions: list[EventSubscription[Any]] = []
         self._routes: dict[type[Event], tuple[EventSubscription[Any], ...]] = {}
         self._published: dict[type[Event], int] = {}
@@ -573,14 +569,11 @@ class EventEngine:
         for t in types:
             if not (isinstance(t, type) and issubclass(t, Event)):
                 raise InputValidationError("types", "each must be an Event subclass")
-        if grace is None:
-            grace = self.grace
-        elif isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace < inf:
-            raise InputValidationError("grace", "must be a finite number of seconds >= 0")
+        grace = self.grace if grace is None else check_seconds(grace, "grace")
         if overflow is None:
             overflow = self.overflow if self.overflow is not None else buffer
-        elif isinstance(overflow, bool) or not isinstance(overflow, int) or overflow < 0:
-            raise InputValidationError("overflow", "must be an int >= 0")
+        else:
+            overflow = check_range(overflow, "overflow", 0, _MAX_INT)
         if name is not None and not isinstance(name, str):
             raise InputValidationError("name", "must be a string")
         subscription: EventSubscription[Any] = EventSubscription(

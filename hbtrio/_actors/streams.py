@@ -54,8 +54,14 @@ from .._core.subscriptions import (
     subscription_id,
     trades_key,
 )
-from .._errors import HbtrioError, InputValidationError
-from .._validation import check_exchange, check_interval, check_market, check_range
+from .._errors import HbtrioError
+from .._validation import (
+    check_exchange,
+    check_interval,
+    check_market,
+    check_range,
+    check_seconds,
+)
 from .._wire.ws import (
     CandlesMessage,
     OrderBookMessage,
@@ -614,10 +620,5 @@ class StreamingSupervisor:
 
 
 def _check_update_interval(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputValidationError("update_interval", "must be a number of seconds")
-    result = float(value)
     # 0 asks for every change, as fast as the server sends (the server clamps it).
-    if not math.isfinite(result) or not 0 <= result <= 3600:
-        raise InputValidationError("update_interval", "must be >= 0 and <= 3600 seconds")
-    return result
+    return check_seconds(value, "update_interval", 3600)

@@ -39,8 +39,8 @@ class SimSettings:
         min_update_interval: Lowest WebSocket ``update_interval`` (clamp), seconds.
         max_update_interval: Highest WebSocket ``update_interval`` (clamp), seconds.
         book_change_rate: Book changes per second per market.
-        latency_ms: Milliseconds added before every answer: REST responses, the
-            WebSocket handshake and every WebSocket message.
+        latency_ms: Milliseconds added before every answer: REST responses and
+            every WebSocket message (not the handshakes).
         error_rate: Share of REST answers replaced by a 500 or 503.
         drop_ws_after_s: Close every WebSocket this many seconds after it opened.
         drop_ws_after_msgs: Close every WebSocket after it sent this many messages.

@@ -90,12 +90,14 @@ class DaemonProcess:
         self.process: trio.Process | None = None
         self._changed = trio.Event()
 
+    #: How to start ``hbtrio`` (before the ``daemon`` command and its options).
+    launcher: tuple[str, ...] = ("-m", "hbtrio")
+
     async def start(self, nursery: trio.Nursery) -> None:
         self.process = await trio.lowlevel.open_process(
             [
                 sys.executable,
-                "-m",
-                "hbtrio",
+                *self.launcher,
                 "daemon",
                 "--config",
                 str(self.config),
@@ -534,25 +536,7 @@ sys.exit(main(sys.argv[1:]))
 class HangingDaemon(DaemonProcess):
     """The real ``hbtrio daemon`` command, its client replaced by one that never closes."""
 
-    async def start(self, nursery: trio.Nursery) -> None:
-        self.process = await trio.lowlevel.open_process(
-            [
-                sys.executable,
-                "-c",
-                HANGING_CLIENT,
-                "daemon",
-                "--config",
-                str(self.config),
-                "--log-format",
-                "json",
-                "--log-level",
-                "debug",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=self.env,
-        )
-        nursery.start_soon(self._read)
+    launcher = ("-c", HANGING_CLIENT)
 
 
 async def test_sigint_stops_with_exit_0(nursery: trio.Nursery, tmp_path: Path) -> None:

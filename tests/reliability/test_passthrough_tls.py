@@ -271,6 +271,18 @@ class Streams:
                 ):
                     self.connected += 1
 
+    async def start(self, nursery: trio.Nursery, client: hbtrio.Client) -> None:
+        """Watch the client's events, then consume a book and a trades stream."""
+        await nursery.start(self.events, client)
+        nursery.start_soon(
+            self.consume,
+            "book",
+            client.subscribe_order_book(EX, MARKET, depth=5, update_interval=0.05),
+        )
+        nursery.start_soon(
+            self.consume, "trades", client.subscribe_trades(EX, MARKET, update_interval=0.05)
+        )
+
     async def consume(self, name: str, cm: Any) -> None:
         async with cm as stream:
             async for _ in stream:
@@ -289,15 +301,7 @@ async def test_websocket_reconnects_and_resubscribes_through_connection_faults(
         config = _client_config(proxy, sim)
         streams = Streams()
         async with open_client(config) as client, trio.open_nursery() as nursery:
-            await nursery.start(streams.events, client)
-            nursery.start_soon(
-                streams.consume,
-                "book",
-                client.subscribe_order_book(EX, MARKET, depth=5, update_interval=0.05),
-            )
-            nursery.start_soon(
-                streams.consume, "trades", client.subscribe_trades(EX, MARKET, update_interval=0.05)
-            )
+            await streams.start(nursery, client)
             await _until(lambda: streams.delivering_on(0))
 
             def mid_stream() -> None:
@@ -355,15 +359,7 @@ async def test_orders_reads_and_streams_under_random_connection_faults(sim: SimI
         config = _client_config(proxy, sim, poll_idle=0.5)
         streams = Streams()
         async with open_client(config) as client, trio.open_nursery() as nursery:
-            await nursery.start(streams.events, client)
-            nursery.start_soon(
-                streams.consume,
-                "book",
-                client.subscribe_order_book(EX, MARKET, depth=5, update_interval=0.05),
-            )
-            nursery.start_soon(
-                streams.consume, "trades", client.subscribe_trades(EX, MARKET, update_interval=0.05)
-            )
+            await streams.start(nursery, client)
             book = await client.get_order_book(EX, MARKET, depth=1)
             price = (book.bids[0].price * Decimal("0.8")).quantize(Decimal("1"))
             proxy.set_plan(plan)
