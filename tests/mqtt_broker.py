@@ -8,6 +8,7 @@ so that a SIGKILL and a restart lose every session, queue and retained message.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -62,6 +63,8 @@ class Broker:
             lines = [
                 f"listener {self.port} 127.0.0.1",
                 "allow_anonymous true",
+                f"user {pwd.getpwuid(os.getuid()).pw_name}",  # root: no drop to 'mosquitto'
+
                 "persistence false",
                 "max_queued_messages 100000",
                 "max_inflight_messages 0",

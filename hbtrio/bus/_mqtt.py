@@ -130,7 +130,22 @@ class Credentials:
         return cls(user, password)
 
 
-def make_tls_context(ca_file: str | None) -> ssl.SSLContext:
+class _TlsContext(ssl.SSLContext):
+    """An ``SSLContext`` that remembers the sockets it wrapped.
+
+    paho-mqtt leaves the socket of a failed TLS handshake to the garbage
+    collector; ``open_link`` closes it at once through this list.
+    """
+
+    wrapped: list[ssl.SSLSocket]
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # noqa: D102
+        sock = super().wrap_socket(*args, **kwargs)
+        self.wrapped = [sock]
+        return sock
+
+
+def make_tls_context(ca_file: str | None) -> _TlsContext:
     """The client TLS context: verifies the broker's certificate and host name.
 
     Args:
@@ -142,8 +157,13 @@ def make_tls_context(ca_file: str | None) -> ssl.SSLContext:
     Raises:
         InputValidationError: ``ca_file`` is not a readable PEM bundle.
     """
+    context = _TlsContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.wrapped = []
     try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+        if ca_file is None:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        else:
+            context.load_verify_locations(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
         raise InputValidationError("ca_file", f"cannot load {ca_file}: {exc}") from None
     context.check_hostname = True
@@ -342,8 +362,9 @@ async def open_link(
     client.max_inflight_messages_set(max_inflight)
     client.max_queued_messages_set(0)
     client.connect_timeout = connect_timeout
-    if address.tls:
-        client.tls_set_context(make_tls_context(ca_file))
+    tls = make_tls_context(ca_file) if address.tls else None
+    if tls is not None:
+        client.tls_set_context(tls)
     if credentials is not None:
         client.username_pw_set(credentials.username, credentials.password)
     if will is not None:
@@ -362,14 +383,20 @@ async def open_link(
     client.on_subscribe = link._cb_subscribe
     client.on_disconnect = link._cb_disconnect
     where = f"{address.host}:{address.port}"
+    failed: str | None = None
     try:
         with trio.fail_after(connect_timeout + 1):
             await trio.to_thread.run_sync(
                 client.connect, address.host, address.port, keepalive, abandon_on_cancel=True
             )
-    except (OSError, ssl.SSLError, trio.TooSlowError) as exc:
-        detail = "certificate verify failed" if isinstance(exc, ssl.SSLError) else str(exc)
-        raise ConnectionFailed(f"cannot reach the MQTT broker at {where}: {detail}") from None
+    except ssl.SSLError as exc:
+        failed = "certificate verify failed" if "CERTIFICATE_VERIFY" in str(exc) else str(exc)
+    except (OSError, trio.TooSlowError) as exc:
+        failed = str(exc) or type(exc).__name__
+    if failed is not None:
+        for half_open in tls.wrapped if tls is not None else ():
+            half_open.close()
+        raise ConnectionFailed(f"cannot reach the MQTT broker at {where}: {failed}")
     sock = client.socket()
     if sock is None:  # pragma: no cover - paho closed it during connect
         raise ConnectionFailed(f"cannot reach the MQTT broker at {where}")

@@ -30,6 +30,7 @@ _BATCH = msgspec.json.Decoder(ReplayBatch)
 _ENCODER = msgspec.json.Encoder()
 _SEEN_MAX = 100_000
 _REPLAY_RETRY = 10.0
+_HELD_WAIT = 2.0
 
 
 class BusStats(msgspec.Struct, kw_only=True):
@@ -62,11 +63,12 @@ class BusStats(msgspec.Struct, kw_only=True):
 class _Source:
     """What the consumer knows of one daemon's sequence."""
 
-    __slots__ = ("asked_at", "held", "last", "request_id")
+    __slots__ = ("asked_at", "held", "held_since", "last", "request_id")
 
     def __init__(self) -> None:
         self.last: int | None = None
         self.held: dict[int, Event] = {}
+        self.held_since = 0.0
         self.request_id: str | None = None
         self.asked_at = 0.0
 
@@ -307,6 +309,8 @@ class Bus:
             self._deliver(event)
             self._drain(source)
             return
+        if not source.held:
+            source.held_since = time.monotonic()
         source.held[seq] = event
         if source.request_id is None and not replayed:
             self.stats.gaps += 1
@@ -332,7 +336,8 @@ class Bus:
             now = time.monotonic()
             for daemon, source in self._sources.items():
                 stale = source.request_id is not None and now - source.asked_at > _REPLAY_RETRY
-                if stale or (source.request_id is None and source.held):
+                waiting = source.held and now - source.held_since > _HELD_WAIT
+                if stale or (source.request_id is None and waiting):
                     start = None if source.last is None else source.last + 1
                     self._ask(daemon, source, from_seq=start)
 
