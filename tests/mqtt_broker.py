@@ -64,7 +64,6 @@ class Broker:
                 f"listener {self.port} 127.0.0.1",
                 "allow_anonymous true",
                 f"user {pwd.getpwuid(os.getuid()).pw_name}",  # root: no drop to 'mosquitto'
-
                 "persistence false",
                 "max_queued_messages 100000",
                 "max_inflight_messages 0",

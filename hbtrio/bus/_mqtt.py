@@ -21,6 +21,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import trio
+from paho.mqtt.enums import CallbackAPIVersion
 
 from .._errors import ConnectionFailed, InputValidationError
 
@@ -139,7 +140,7 @@ class _TlsContext(ssl.SSLContext):
 
     wrapped: list[ssl.SSLSocket]
 
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # noqa: D102
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
         sock = super().wrap_socket(*args, **kwargs)
         self.wrapped = [sock]
         return sock
@@ -209,7 +210,7 @@ class MqttLink:
         self.on_ack(mid)
 
     def _cb_message(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
-        self.on_message(message.topic, message.payload)
+        self.on_message(message.topic, bytes(message.payload))
 
     def _cb_subscribe(self, _c: Any, _u: Any, mid: int, _codes: Any, _p: Any) -> None:
         event = self._subacks.pop(mid, None)
@@ -354,7 +355,7 @@ async def open_link(
             credentials, TLS verification failed, or the connection was lost.
     """
     client = paho.Client(
-        paho.CallbackAPIVersion.VERSION2,
+        CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=True,
         protocol=paho.MQTTv311,

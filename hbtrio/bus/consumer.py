@@ -400,7 +400,7 @@ async def open_bus(
     if not isinstance(client_id, str) or not NAME_RE.fullmatch(client_id):
         raise InputValidationError("client_id", "must be letters, digits, _.- (1-64)")
     if topics is not None and (
-        isinstance(topics, str) or not all(isinstance(t, str) and t for t in topics)
+        not isinstance(topics, list | tuple) or not all(isinstance(t, str) and t for t in topics)
     ):
         raise InputValidationError("topics", "must be a list of topic filters")
     if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:

@@ -180,7 +180,7 @@ class Journal:
     def _expire(self) -> None:
         now = time.time()
         while len(self._segments) > 1:
-            oldest, following = self._segments[0], self._segments[1]
+            oldest = self._segments[0]
             path = self._path(oldest)
             try:
                 newest_time = os.path.getmtime(path)
@@ -272,9 +272,9 @@ class Journal:
                 continue
             path = self._path(first)
             try:
-                if from_time is not None and following is not None:
-                    if os.path.getmtime(path) < from_time:
-                        continue
+                complete = following is not None
+                if from_time is not None and complete and os.path.getmtime(path) < from_time:
+                    continue
                 handle = open(path, "rb")  # noqa: SIM115 - closed below
             except OSError:
                 continue  # expired meanwhile

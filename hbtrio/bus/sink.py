@@ -285,7 +285,7 @@ class MqttSink:
             if len(batch) >= _BATCH:
                 self._send_batch(link, topic, rid, batch)
                 batch = []
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
         if batch:
             self._send_batch(link, topic, rid, batch)
         done = b'{"request_id":%s,"done":true,"last":%d,"oldest":%d}' % (rid, last, oldest)

@@ -1,9 +1,12 @@
-"""The MQTT sink and ``open_bus`` against a real broker (mosquitto, else amqtt) over real sockets."""
+"""The MQTT sink and ``open_bus`` against a real broker (mosquitto, else amqtt), real sockets."""
 
 from __future__ import annotations
 
 import gc
 import json
+import os
+import signal
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -66,9 +69,9 @@ def sink_config(broker: Broker, spool: Path, **kw: object) -> MqttSinkConfig:
     return MqttSinkConfig(url=broker.url, spool_dir=str(spool), name="d1", **kw)  # type: ignore[arg-type]
 
 
-async def collect(events: object, count: int, timeout: float = 30) -> list[hbtrio.Event]:
+async def collect(events: object, count: int, seconds: float = 30) -> list[hbtrio.Event]:
     got: list[hbtrio.Event] = []
-    with trio.fail_after(timeout):
+    with trio.fail_after(seconds):
         async for event in events:  # type: ignore[attr-defined]
             got.append(event)
             if len(got) == count:
@@ -95,9 +98,7 @@ async def test_sink_to_consumer_typed_in_order(broker: Broker, tmp_path: Path) -
             )
             assert bus.stats.delivered == 400  # each once (amqtt may reorder: held, not doubled)
             assert sink.journal.head == 400
-        with trio.fail_after(10):
-            while sink.journal.acked < 400:
-                await trio.sleep(0.05)
+        await wait_for(lambda: sink.journal.acked == 400)
         nursery.cancel_scope.cancel()
     sink.close()
 
@@ -116,11 +117,12 @@ async def test_payload_is_jsonl_encoding_plus_event_id(broker: Broker, tmp_path:
                 book=OrderBook(exchange="binance", market="BTC-USDT", bids=(), asks=(), timestamp=2)
             )
             sink.write(book)
-            with trio.fail_after(10):
-                while not any("/orders/" in t for t, _ in received) or not any(
-                    t.endswith("/book") for t, _ in received
-                ):
-                    await trio.sleep(0.02)
+            await wait_for(
+                lambda: (
+                    any("/orders/" in t for t, _ in received)
+                    and any(t.endswith("/book") for t, _ in received)
+                )
+            )
         nursery.cancel_scope.cancel()
     sink.close()
     topic, payload = next((t, p) for t, p in received if "/orders/" in t)
@@ -133,9 +135,10 @@ async def test_payload_is_jsonl_encoding_plus_event_id(broker: Broker, tmp_path:
     assert any(t == "hbtrio/status/d1" and json.loads(p)["state"] == "online" for t, p in received)
 
 
-async def wait_for(predicate: object, timeout: float = 30) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():  # type: ignore[operator]
+async def wait_for(predicate: object, seconds: float = 30) -> None:
+    """Poll a condition on other processes' doings (the broker, a subprocess)."""
+    with trio.fail_after(seconds):
+        while not predicate():  # type: ignore[operator]  # noqa: ASYNC110
             await trio.sleep(0.02)
 
 
@@ -163,7 +166,7 @@ async def test_broker_killed_and_restarted_without_persistence(
                     await trio.sleep(0.3)
                     broker.start()
             # the lone restart: sessions, queues and retained messages are gone
-            got = await collect(events, 170, timeout=60)
+            got = await collect(events, 170, seconds=60)
             await trio.sleep(0.5)
             assert events.pending == 0  # nothing more (no duplicate got through)
         nursery.cancel_scope.cancel()
@@ -187,9 +190,10 @@ async def test_spool_survives_a_daemon_restart(broker: Broker, tmp_path: Path) -
     second = MqttSink(sink_config(broker, tmp_path / "spool"))
     assert second.journal.head == 50 and len(second.journal.pending) == 50
     async with trio.open_nursery() as nursery:
-        async with hbtrio.open_bus(broker.url, replay_from_seq=1) as bus, bus.subscribe(
-            OrderUpdate
-        ) as events:
+        async with (
+            hbtrio.open_bus(broker.url, replay_from_seq=1) as bus,
+            bus.subscribe(OrderUpdate) as events,
+        ):
             await nursery.start(second.run)
             for n in range(51, 61):
                 second.write(order_event(n))
@@ -233,9 +237,10 @@ async def test_late_consumer_replays_from_seq_and_time(broker: Broker, tmp_path:
             assert order_ids(got) == [f"o{n}" for n in range(21, 31)]
             sink.write(order_event(31))
             assert order_ids(await collect(ev, 1)) == ["o31"]
-        async with hbtrio.open_bus(broker.url, replay_from_time=0.0) as bus, bus.subscribe(
-            OrderUpdate
-        ) as ev:
+        async with (
+            hbtrio.open_bus(broker.url, replay_from_time=0.0) as bus,
+            bus.subscribe(OrderUpdate) as ev,
+        ):
             got = await collect(ev, 31)
             assert order_ids(got) == [f"o{n}" for n in range(1, 32)]
         nursery.cancel_scope.cancel()
@@ -252,18 +257,21 @@ async def test_duplicates_dropped_by_event_id(broker: Broker, tmp_path: Path) ->
         b'"book":{"exchange":"e","market":"m","bids":[],"asks":[],"timestamp":1}}'
     )
     async with trio.open_nursery() as nursery:
-        async with hbtrio.open_bus(broker.url) as bus, bus.subscribe() as events:
-            async with open_link(parse_broker_url(broker.url), client_id="dup") as link:
-                await wait_for(lambda: bus.stats.connects == 1)
-                for entry in entries + entries + entries[:1]:  # each twice or more
-                    link.publish(entry.topic, entry.payload, qos=1)
-                link.publish("hbtrio/market/e/m/book", market, qos=1)
-                link.publish("hbtrio/market/e/m/book", market, qos=1)
-                got = await collect(events, 4)
-                await nursery.start(sink.run)  # the daemon's own copies: duplicates too
-                await wait_for(lambda: sink.journal.acked == 3)
-                await trio.sleep(0.3)
-                assert events.pending == 0
+        async with (
+            hbtrio.open_bus(broker.url) as bus,
+            bus.subscribe() as events,
+            open_link(parse_broker_url(broker.url), client_id="dup") as link,
+        ):
+            await wait_for(lambda: bus.stats.connects == 1)
+            for entry in entries + entries + entries[:1]:  # each twice or more
+                link.publish(entry.topic, entry.payload, qos=1)
+            link.publish("hbtrio/market/e/m/book", market, qos=1)
+            link.publish("hbtrio/market/e/m/book", market, qos=1)
+            got = await collect(events, 4)
+            await nursery.start(sink.run)  # the daemon's own copies: duplicates too
+            await wait_for(lambda: sink.journal.acked == 3)
+            await trio.sleep(0.3)
+            assert events.pending == 0
         nursery.cancel_scope.cancel()
     sink.close()
     assert sorted(order_ids(got)) == ["o1", "o2", "o3"]
@@ -299,3 +307,31 @@ async def test_tls_broker_with_an_unknown_ca_is_refused(tmp_path: Path) -> None:
         gc.collect()  # paho's socket of the failed handshake was closed: no ResourceWarning
     finally:
         broker.stop()
+
+
+async def test_last_will_marks_a_killed_daemon_offline(broker: Broker, tmp_path: Path) -> None:
+    states: list[dict[str, object]] = []
+    script = Path(__file__).with_name("_sink_process.py")
+    async with open_link(parse_broker_url(broker.url), client_id="watch") as link:
+        link.on_message = lambda _t, p: states.append(json.loads(p))
+        await link.subscribe(["hbtrio/status/crashy"])
+        process = await trio.lowlevel.open_process(
+            [sys.executable, str(script), broker.url, str(tmp_path / "spool")],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        )
+        try:
+            await wait_for(lambda: any(s["state"] == "online" for s in states))
+            process.send_signal(signal.SIGKILL)  # no DISCONNECT: the broker sends the will
+            await process.wait()
+            await wait_for(lambda: states[-1]["state"] == "offline", seconds=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                await process.wait()
+    assert states[-1] == {
+        "daemon": "crashy",
+        "state": "offline",
+        "head": None,
+        "oldest": None,
+        "time": states[-1]["time"],
+    }
