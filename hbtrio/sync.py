@@ -33,11 +33,11 @@ from ._bridge import is_plain
 from ._config import ClientConfig
 from ._errors import InputValidationError
 from ._sync_methods import SyncClientMethods
-from ._sync_portal import SyncIterator, SyncPortal, SyncStream
+from ._sync_portal import SyncPortal, SyncStream
 from .events import EngineStats, Event, EventEngine
 from .models import ConnectionState
 
-__all__ = ["SyncClient", "SyncEventEngine", "SyncIterator", "SyncStream", "open_client"]
+__all__ = ["SyncClient", "SyncEventEngine", "open_client"]
 
 E = TypeVar("E", bound=Event)
 
