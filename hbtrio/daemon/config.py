@@ -42,14 +42,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from .._config import ClientConfig, _check_host
 from .._errors import ConfigError
+from ..bus.config import MqttSinkConfig
 
 __all__ = [
     "DaemonConfig",
     "DaemonConfigError",
     "HttpConfig",
     "LogConfig",
+    "AnySinkConfig",
     "SinkConfig",
     "SubscriptionSpec",
     "SupervisorConfig",
@@ -67,7 +71,7 @@ DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 9108
 DEFAULT_LISTEN = f"{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}"
 
-SINK_TYPES = ("jsonl",)
+SINK_TYPES = ("jsonl", "mqtt")
 SUBSCRIPTION_TYPES = ("order_book", "trades", "ticker", "candles")
 LOG_FORMATS = ("human", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -128,6 +132,10 @@ class SinkConfig:
     path: str = "-"
     max_bytes: int = DEFAULT_MAX_BYTES
     backups: int = DEFAULT_BACKUPS
+
+
+AnySinkConfig = SinkConfig | MqttSinkConfig
+"""A ``[[sinks]]`` table: JSON Lines (``jsonl``) or MQTT (``mqtt``, docs/bus.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +212,7 @@ class DaemonConfig:
 
     client: ClientConfig
     subscriptions: tuple[SubscriptionSpec, ...] = ()
-    sinks: tuple[SinkConfig, ...] = (SinkConfig(),)
+    sinks: tuple[AnySinkConfig, ...] = (SinkConfig(),)
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
@@ -468,16 +476,23 @@ def _parse_subscriptions(raw: object) -> tuple[SubscriptionSpec, ...]:
 _SINK_KEYS = {"type", "path", "max_bytes", "backups"}
 
 
-def _parse_sinks(raw: object, base: Path | None) -> tuple[SinkConfig, ...]:
+def _parse_sinks(raw: object, base: Path | None) -> tuple[AnySinkConfig, ...]:
     if not isinstance(raw, list):
         raise DaemonConfigError("sinks", "must be an array of tables ([[sinks]])")
     if not raw:
         raise DaemonConfigError("sinks", "must have at least one [[sinks]] table")
-    sinks: list[SinkConfig] = []
+    sinks: list[AnySinkConfig] = []
     seen: dict[str, str] = {}
     for index, item in enumerate(raw):
         key = f"sinks[{index}]"
         table = _table(item, key)
+        if table.get("type") == "mqtt":
+            mqtt = _parse_mqtt_sink(table, key, base)
+            if mqtt.spool_dir in seen:
+                raise DaemonConfigError(f"{key}.spool_dir", f"same as {seen[mqtt.spool_dir]}")
+            seen[mqtt.spool_dir] = key
+            sinks.append(mqtt)
+            continue
         _reject_unknown(table, _SINK_KEYS, f"{key}.")
         kind = _choice(table, "type", f"{key}.type", "", SINK_TYPES)
         path = _str(table, "path", f"{key}.path")
@@ -500,6 +515,28 @@ def _parse_sinks(raw: object, base: Path | None) -> tuple[SinkConfig, ...]:
             )
         )
     return tuple(sinks)
+
+
+def _parse_mqtt_sink(table: Mapping[str, Any], key: str, base: Path | None) -> MqttSinkConfig:
+    try:
+        config = msgspec.convert(dict(table), MqttSinkConfig)
+    except msgspec.ValidationError as exc:
+        where, _, rule = str(exc).rpartition(" - at `$.")
+        detail = where if not rule else f"{rule.rstrip('`')}: {where}"
+        raise DaemonConfigError(key, detail) from None
+    resolved = _resolve(config.spool_dir, base)
+    for name in ("ca_file", "credentials_file"):
+        value = getattr(config, name)
+        if value is not None and not os.path.isfile(_resolve(value, base)):
+            raise DaemonConfigError(f"{key}.{name}", f"{value} is not a file")
+    return msgspec.structs.replace(
+        config,
+        spool_dir=resolved,
+        ca_file=None if config.ca_file is None else _resolve(config.ca_file, base),
+        credentials_file=(
+            None if config.credentials_file is None else _resolve(config.credentials_file, base)
+        ),
+    )
 
 
 def parse_listen(value: object, key: str = "http.listen") -> tuple[str, int]:
