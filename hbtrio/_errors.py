@@ -46,6 +46,7 @@ __all__ = [
     "SubscriptionError",
     "register_secret",
     "scrub",
+    "scrub_text",
 ]
 
 REDACTED = "[redacted]"
@@ -111,6 +112,18 @@ def register_secret(owner: object, secret: str) -> None:
     """
     _SECRETS.add(secret)
     weakref.finalize(owner, _SECRETS.remove, secret)
+
+
+def scrub_text(text: str) -> str:
+    """``scrub`` for one string.
+
+    Args:
+        text: Any text (a server answer, a log line).
+
+    Returns:
+        The text without any credential of an open client.
+    """
+    return _SECRETS.scrub(text)
 
 
 def scrub(value: Any) -> Any:

@@ -57,7 +57,7 @@ from .._errors import (
     RequestTimeout,
     ServerError,
     register_secret,
-    scrub,
+    scrub_text,
 )
 from .._wire.errors import RejectionTable, error_from_response
 from .._wire.rest import HttpRequest
@@ -179,7 +179,7 @@ def is_certificate_error(exc: BaseException) -> bool:
 def _excerpt(body: bytes | None) -> str:
     if not body:
         return ""
-    text = scrub(body[:_EXCERPT].decode("utf-8", "replace"))
+    text = scrub_text(body[:_EXCERPT].decode("utf-8", "replace"))
     return text + ("..." if len(body) > _EXCERPT else "")
 
 

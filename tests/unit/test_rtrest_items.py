@@ -31,9 +31,8 @@ async def test_item8_credential_echoed_by_the_server_is_scrubbed(
 ) -> None:
     echo = f"bad header Authorization: Basic {B64} (user {KEY}, token={B64.rstrip('=')})"
     server.add_fault("/connectors/", lambda call: detail(500, echo))
-    with caplog.at_level(logging.DEBUG, logger="hbtrio"):
-        with pytest.raises(ServerError) as info:
-            await client.get_exchanges()
+    with caplog.at_level(logging.DEBUG, logger="hbtrio"), pytest.raises(ServerError) as info:
+        await client.get_exchanges()
     exc = info.value
     for text in (str(exc), repr(exc), exc.message, str(exc.detail)):
         _no_secret(text)
