@@ -258,7 +258,8 @@ class SyncPortal:
         try:
             _wait(future)
         except BaseException:
-            _wait(future, CANCEL_WAIT)
+            with contextlib.suppress(BaseException):  # a second Ctrl-C: stop waiting
+                _wait(future, CANCEL_WAIT)
             raise
         return bool(future.result())
 

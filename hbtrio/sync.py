@@ -24,6 +24,8 @@ and propagates: the client stays usable; leaving the ``with`` block closes it.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -140,7 +142,8 @@ class SyncClient(SyncClientMethods):
 
     Every public method of ``hbtrio.Client`` is a blocking method here (see the
     module's documentation); a method the Trio client gained after the blocking
-    methods were last generated is still forwarded, untyped.
+    methods were last generated is still forwarded, untyped, and so are the
+    methods of objects the client holds (``client.streams``, ...).
 
     Args:
         portal: The client's Trio thread (internal).
@@ -165,20 +168,42 @@ class SyncClient(SyncClientMethods):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        value = getattr(self._client, name)
-        portal = self._portal
-        if callable(value) and not isinstance(value, type):
-            import inspect
-
-            if inspect.iscoroutinefunction(value):
-                return lambda *a, **kw: portal.call(value, *a, **kw)
-            return lambda *a, **kw: portal.adapt(value(*a, **kw))
-        if is_plain(value):
-            return value
-        raise AttributeError(f"{name} is not available from blocking code")
+        return _forward(self._portal, getattr(self._client, name))
 
     def __repr__(self) -> str:
         return f"<hbtrio.sync.SyncClient of {self._client!r}>"
+
+
+def _forward(portal: SyncPortal, value: Any) -> Any:
+    """An attribute of the Trio client (or of an object it holds), for blocking code."""
+    if callable(value) and not isinstance(value, type):
+        if inspect.iscoroutinefunction(value):
+            return functools.wraps(value)(functools.partial(portal.call, value))
+
+        @functools.wraps(value)
+        def forwarded(*args: Any, **kwargs: Any) -> Any:
+            return portal.adapt(value(*args, **kwargs))
+
+        return forwarded
+    if is_plain(value):
+        return value
+    return _Proxy(portal, value)
+
+
+class _Proxy:
+    """An object of the Trio client (a namespace of methods), seen from blocking code."""
+
+    def __init__(self, portal: SyncPortal, target: Any) -> None:
+        self._portal = portal
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _forward(self._portal, getattr(self._target, name))
+
+    def __repr__(self) -> str:
+        return f"<hbtrio.sync proxy of {self._target!r}>"
 
 
 class _OpenClient:
