@@ -31,12 +31,11 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from ._bridge import is_plain
+from ._bridge import EngineView, is_plain
 from ._config import ClientConfig
-from ._errors import InputValidationError
 from ._sync_methods import SyncClientMethods
 from ._sync_portal import SyncPortal, SyncStream
-from .events import EngineStats, Event, EventEngine
+from .events import Event, EventEngine
 from .models import ConnectionState
 
 __all__ = ["SyncClient", "SyncEventEngine", "open_client"]
@@ -44,7 +43,7 @@ __all__ = ["SyncClient", "SyncEventEngine", "open_client"]
 E = TypeVar("E", bound=Event)
 
 
-class SyncEventEngine:
+class SyncEventEngine(EngineView):
     """An ``EventEngine`` used from blocking code: subscriptions and publishing.
 
     ``subscribe`` has the engine's signature and delivery policy; the subscription
@@ -55,10 +54,6 @@ class SyncEventEngine:
         portal: The client's Trio side.
         engine: The engine.
     """
-
-    def __init__(self, portal: SyncPortal, engine: EventEngine) -> None:
-        self._portal = portal
-        self._engine = engine
 
     @overload
     def subscribe(
@@ -117,24 +112,7 @@ class SyncEventEngine:
         Raises:
             InputValidationError: ``event`` is not an ``Event``.
         """
-        if not isinstance(event, Event):
-            raise InputValidationError("event", "must be an hbtrio Event")
-        engine = self._engine
-
-        async def publish() -> None:
-            engine.publish(event)
-
-        self._portal.call(publish)
-
-    @property
-    def stats(self) -> EngineStats:
-        """A snapshot of the engine's counters."""
-        return self._engine.stats
-
-    @property
-    def subscriber_count(self) -> int:
-        """Number of open subscriptions."""
-        return self._engine.subscriber_count
+        self._portal.call(self._publisher(event))
 
 
 class SyncClient(SyncClientMethods):

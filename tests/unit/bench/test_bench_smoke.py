@@ -9,24 +9,29 @@ from pathlib import Path
 import jsonschema
 
 from hbtrio.bench.report import JSON_SCHEMA
-from hbtrio.bench.runner import run_bench, settings_for
+from hbtrio.bench.runner import Settings, run_bench, settings_for
 
 
-def test_short_run_floor_and_peer(tmp_path: Path) -> None:
-    settings = settings_for(
+def _tiny(contenders: tuple[str, ...], levels: tuple[int, ...]) -> Settings:
+    """A run of a few seconds: 20 samples per latency scenario."""
+    return settings_for(
         "quick",
         samples=20,
         batch=10,
         warmup=1,
         first_warmup=2,
-        levels=(1, 4),
+        levels=levels,
         throughput_window=0.1,
         throughput_rounds=1,
         stream_window=0.2,
         stream_rounds=1,
-        contenders=("peer", "floor"),
+        contenders=contenders,
         scenarios=("order_place", "order_book", "ticker", "throughput", "stream"),
     )
+
+
+def test_short_run_floor_and_peer(tmp_path: Path) -> None:
+    settings = _tiny(("peer", "floor"), (1, 4))
     lines: list[str] = []
     results = run_bench(
         settings, output=tmp_path, plot=False, show_progress=False, echo=lines.append
@@ -63,20 +68,7 @@ def test_short_run_floor_and_peer(tmp_path: Path) -> None:
 
 def test_short_run_of_the_bridge_contenders(tmp_path: Path) -> None:
     """``hbtrio-aio`` and ``hbtrio-sync`` run order_place and order_book, nothing else."""
-    settings = settings_for(
-        "quick",
-        samples=20,
-        batch=10,
-        warmup=1,
-        first_warmup=2,
-        levels=(1,),
-        throughput_window=0.1,
-        throughput_rounds=1,
-        stream_window=0.2,
-        stream_rounds=1,
-        contenders=("hbtrio-aio", "hbtrio-sync", "floor"),
-        scenarios=("order_place", "order_book", "ticker", "throughput", "stream"),
-    )
+    settings = _tiny(("hbtrio-aio", "hbtrio-sync", "floor"), (1,))
     lines: list[str] = []
     results = run_bench(
         settings, output=tmp_path, plot=False, show_progress=False, echo=lines.append
