@@ -538,6 +538,23 @@ async def test_programs_end_cleanly(sim: SimInfo, mode: str) -> None:
     await ws_sessions_end(sim)  # the program's WebSocket was closed
 
 
+async def test_ctrl_c_in_the_middle_of_a_blocking_request(
+    nursery: trio.Nursery, sim_cert_dir: Path
+) -> None:
+    # Every answer takes 3 s: the interrupt comes while the first request waits.
+    sim = await start_sim(nursery, cert_dir=sim_cert_dir, latency_ms=3000)
+    code, out, err, _ = await _run_program(sim, "sync-sigint-request", interrupt=True)
+    report = f"--- stdout\n{out}\n--- stderr\n{err}"
+    assert code == 0, report
+    assert err == "", report
+    lines = out.splitlines()
+    assert lines[:2] == ["ready", "interrupted"], report
+    # Interrupted (0.3 s in), not waited out: the answer would have taken 3 s.
+    assert float(lines[2].split()[1]) < 2.5, report
+    assert lines[-2:] == ["usable", "clean"], report
+    await ws_sessions_end(sim)
+
+
 # -- opening, closing, misuse --------------------------------------------------------------
 
 
