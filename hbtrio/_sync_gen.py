@@ -62,6 +62,18 @@ def _sync_doc(doc: str) -> str:
     return doc
 
 
+def _exporter(name: str, obj: object, home: str) -> str:
+    """The hbtrio module whose ``__all__`` exports ``obj`` as ``name`` (else ``home``)."""
+    for module_name, module in sorted(sys.modules.items()):
+        if (
+            module_name.startswith("hbtrio")
+            and name in getattr(module, "__all__", ())
+            and getattr(module, name, None) is obj
+        ):
+            return module_name
+    return home
+
+
 class _Imports:
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
@@ -85,8 +97,8 @@ class _Imports:
             module = getattr(obj, "__module__", None)
             if isinstance(obj, type) and module and getattr(obj, "__name__", "") == head:
                 self.need(head, module)
-            else:  # a type alias: import it from where the method is defined
-                self.need(head, home)
+            else:  # a type alias: from the module exporting it
+                self.need(head, _exporter(head, obj, home))
 
     def render(self) -> list[str]:
         by_module: dict[str, list[str]] = {}

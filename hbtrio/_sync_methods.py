@@ -10,7 +10,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
 
-from hbtrio._client import Client, TimeArg
+from hbtrio._client import Client
+from hbtrio._domains._part import TimeArg
 from hbtrio._sync_portal import SyncPortal
 from hbtrio.events import Event
 from hbtrio.models import (
