@@ -909,8 +909,7 @@ def _order(raw: _Order, known: KnownOrders | None = None) -> Order | None:
             base,
             status=order_status(raw.status),
             created_at=created or base.created_at,
-            updated_at=timestamp(raw.updated_at, "updated_at", default=created)
-            or base.updated_at,
+            updated_at=timestamp(raw.updated_at, "updated_at", default=created) or base.updated_at,
             exchange_order_id=raw.exchange_order_id or base.exchange_order_id,
             error_message=raw.error_message,
         )
