@@ -23,11 +23,21 @@ from typing import Any
 
 import trio
 
-from ._errors import ConnectionFailed
+from ._errors import ConnectionFailed, InputValidationError
+from .events import EngineStats, Event, EventEngine
 
 logger = logging.getLogger("hbtrio")
 
-__all__ = ["Operation", "Session", "closed_error", "is_plain", "kind_of"]
+__all__ = [
+    "EngineView",
+    "Operation",
+    "Session",
+    "closed_error",
+    "is_plain",
+    "kind_of",
+    "start",
+    "submit",
+]
 
 #: Settle callback: ``(error, value)``; ``error`` is ``None`` on success.
 Settle = Callable[[BaseException | None, Any], None]
@@ -212,6 +222,86 @@ class Session:
                 break
             if operation is not None:
                 operation.finish(closed_error())
+
+
+def start(
+    nursery: trio.Nursery | None, operation: Operation, session: Session | None = None
+) -> None:
+    """Start an operation on the Trio side (call it there).
+
+    Args:
+        nursery: The client's nursery for calls (``None`` once it closed).
+        operation: Runs in a task of its own, or as the first step of ``session``.
+        session: A session to start, in a task of its own, with ``operation``.
+    """
+    if nursery is None:
+        operation.finish(closed_error())
+        return
+    try:
+        nursery.start_soon(operation.run if session is None else session.run)
+    except RuntimeError:  # the nursery closed meanwhile
+        operation.finish(closed_error())
+        return
+    if session is not None:
+        session.submit(operation)
+
+
+def submit(
+    start_: Callable[..., None],
+    send: Callable[..., None],
+    operation: Operation,
+    session: Session | None,
+    first: bool,
+) -> None:
+    """Hand an operation to the Trio side: a call, a session's first step, or a step.
+
+    Args:
+        start_: The portal's starter (``start`` with its nursery), run on the Trio side.
+        send: Runs a function on the Trio side (``TrioToken.run_sync_soon``, checked).
+        operation: The operation.
+        session: Its session, if any.
+        first: Whether it starts the session.
+    """
+    if session is None:
+        send(start_, operation)
+    elif first:
+        send(start_, operation, session)
+    else:
+        send(session.submit, operation)
+
+
+class EngineView:
+    """What the asyncio and blocking views of an ``EventEngine`` share.
+
+    Args:
+        portal: The client's Trio side.
+        engine: The engine.
+    """
+
+    def __init__(self, portal: Any, engine: EventEngine) -> None:
+        self._portal = portal
+        self._engine = engine
+
+    def _publisher(self, event: Event) -> Callable[[], Awaitable[None]]:
+        """The step publishing ``event`` on the Trio side (checked here, at once)."""
+        if not isinstance(event, Event):
+            raise InputValidationError("event", "must be an hbtrio Event")
+        engine = self._engine
+
+        async def publish() -> None:
+            engine.publish(event)
+
+        return publish
+
+    @property
+    def stats(self) -> EngineStats:
+        """A snapshot of the engine's counters."""
+        return self._engine.stats
+
+    @property
+    def subscriber_count(self) -> int:
+        """Number of open subscriptions."""
+        return self._engine.subscriber_count
 
 
 def kind_of(value: object) -> str:

@@ -22,7 +22,7 @@ from typing import Any, Final, Generic, ParamSpec, TypeVar
 import trio
 
 from . import _client
-from ._bridge import Operation, Session, closed_error, kind_of
+from ._bridge import Operation, Session, closed_error, kind_of, start, submit
 from ._config import ClientConfig
 from .events import EventEngine
 
@@ -103,27 +103,8 @@ class SyncPortal:
                 calls.cancel_scope.cancel()
         self._calls = None
 
-    def _spawn(self, operation: Operation) -> None:
-        calls = self._calls
-        if calls is None:
-            operation.finish(closed_error())
-            return
-        try:
-            calls.start_soon(operation.run)
-        except RuntimeError:
-            operation.finish(closed_error())
-
-    def _open_session(self, session: Session, operation: Operation) -> None:
-        calls = self._calls
-        if calls is None:
-            operation.finish(closed_error())
-            return
-        try:
-            calls.start_soon(session.run)
-        except RuntimeError:
-            operation.finish(closed_error())
-            return
-        session.submit(operation)
+    def _start(self, operation: Operation, session: Session | None = None) -> None:
+        start(self._calls, operation, session)
 
     # -- the calling threads ------------------------------------------------------------
 
@@ -143,15 +124,19 @@ class SyncPortal:
         self._thread.start()
         try:
             _wait(self._started)
-        except BaseException:
+        except BaseException:  # Ctrl-C while opening
             self._token_ready.wait(CANCEL_WAIT)
-            token, scope = self.token, self._scope
-            if token is not None and scope is not None:
-                with contextlib.suppress(trio.RunFinishedError):
-                    token.run_sync_soon(scope.cancel)
-            self._thread.join(CLOSE_WAIT)
+            self._abort()
             raise
         self._started.result()
+
+    def _abort(self) -> None:
+        """Cancel everything on the Trio side and wait (bounded) for the thread."""
+        token, scope = self.token, self._scope
+        if token is not None and scope is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(scope.cancel)
+        self._thread.join(CLOSE_WAIT)
 
     def close(self) -> None:
         """Close the client and end the thread (blocks until both are done)."""
@@ -162,13 +147,8 @@ class SyncPortal:
                 self._submit(event.set)
         try:
             self._thread.join()
-        except BaseException:
-            # Ctrl-C while closing: cancel everything, wait a bounded time.
-            token, scope = self.token, self._scope
-            if token is not None and scope is not None:
-                with contextlib.suppress(trio.RunFinishedError):
-                    token.run_sync_soon(scope.cancel)
-            self._thread.join(CLOSE_WAIT)
+        except BaseException:  # Ctrl-C while closing
+            self._abort()
             raise
         if self.failure is None:
             self._ended.result()
@@ -197,6 +177,27 @@ class SyncPortal:
 
         return Operation(fn, settle), future
 
+    def run(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        session: Session | None = None,
+        *,
+        first: bool = False,
+    ) -> T:
+        """Run an async function on the Trio side and block for its result.
+
+        Args:
+            fn: The function: a call in a task of its own, or a step of ``session``.
+            session: The session the step belongs to.
+            first: Whether the step starts the session (and its task).
+
+        Returns:
+            What ``fn`` returns.
+        """
+        operation, future = self._operation(fn)
+        submit(self._start, self._submit, operation, session, first)
+        return self._run(operation, future)  # type: ignore[no-any-return]
+
     def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a coroutine method of the Trio client and block for its result.
 
@@ -212,29 +213,7 @@ class SyncPortal:
         async def run() -> T:
             return await fn(*args, **kwargs)
 
-        operation, future = self._operation(run)
-        self._submit(self._spawn, operation)
-        return self._run(operation, future)  # type: ignore[no-any-return]
-
-    def session_call(
-        self, session: Session, fn: Callable[[], Awaitable[T]], *, first: bool = False
-    ) -> T:
-        """Run one step of a session and block for its result.
-
-        Args:
-            session: The session.
-            fn: The step.
-            first: Whether it is the session's first (which starts its task).
-
-        Returns:
-            What the step returns.
-        """
-        operation, future = self._operation(fn)
-        if first:
-            self._submit(self._open_session, session, operation)
-        else:
-            self._submit(session.submit, operation)
-        return self._run(operation, future)  # type: ignore[no-any-return]
+        return self.run(run)
 
     def session_leave(self, session: Session, exc: BaseException | None) -> bool:
         """End a session (exit its context manager) and block until it did.
@@ -258,7 +237,8 @@ class SyncPortal:
         try:
             _wait(future)
         except BaseException:
-            _wait(future, CANCEL_WAIT)
+            with contextlib.suppress(BaseException):  # a second Ctrl-C: stop waiting
+                _wait(future, CANCEL_WAIT)
             raise
         return bool(future.result())
 
@@ -316,9 +296,7 @@ class SyncPortal:
             async def run() -> Any:
                 return await coro
 
-            operation, future = self._operation(run)
-            self._submit(self._spawn, operation)
-            return self._run(operation, future)
+            return self.run(run)
         return value
 
 
@@ -354,7 +332,7 @@ class SyncIterator(Generic[T]):
         first = not self._running
         self._running = True
         try:
-            return self._portal.session_call(self._session, step, first=first)
+            return self._portal.run(step, self._session, first=first)
         except StopAsyncIteration:
             raise StopIteration from None
 
@@ -381,7 +359,7 @@ class SyncStream(Generic[T]):
         if self._entered:
             raise RuntimeError("this stream was already entered")
         self._entered = True
-        value = self._portal.session_call(self._session, self._session.enter(), first=True)
+        value = self._portal.run(self._session.enter(), self._session, first=True)
         if kind_of(value) == "iterator":
             return SyncIterator(self._portal, self._session, value, running=True)
         return self._portal.adapt(value)

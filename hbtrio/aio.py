@@ -41,14 +41,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import trio
 
 from . import _client
-from ._bridge import Operation, Session, closed_error, is_plain, kind_of
+from ._bridge import EngineView, Operation, Session, closed_error, is_plain, kind_of, start, submit
 from ._config import ClientConfig
-from ._errors import ConnectionFailed, InputValidationError
+from ._errors import ConnectionFailed
 from .events import Event, EventEngine
 
 if TYPE_CHECKING:
     from ._client import Client as _ClientBase
-    from .events import EngineStats
 else:
     _ClientBase = object
 
@@ -238,27 +237,8 @@ class _Portal:
                 self.owner.cancel()
         _settle(self.ended, error, None)
 
-    def _spawn(self, operation: Operation) -> None:
-        calls = self.calls
-        if calls is None:
-            operation.finish(closed_error())
-            return
-        try:
-            calls.start_soon(operation.run)
-        except RuntimeError:  # the nursery closed meanwhile
-            operation.finish(closed_error())
-
-    def _open_session(self, session: Session, operation: Operation) -> None:
-        calls = self.calls
-        if calls is None:
-            operation.finish(closed_error())
-            return
-        try:
-            calls.start_soon(session.run)
-        except RuntimeError:
-            operation.finish(closed_error())
-            return
-        session.submit(operation)
+    def _start(self, operation: Operation, session: Session | None = None) -> None:
+        start(self.calls, operation, session)
 
     def _close(self) -> None:
         if self.close_requested is not None:
@@ -291,7 +271,13 @@ class _Portal:
                 self.host.submit(self._close)
         await _uncancellable(self.ended)
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        session: Session | None = None,
+        *,
+        first: bool = False,
+    ) -> T:
         future: asyncio.Future[T] = self.loop.create_future()
         waiter: list[asyncio.Future[None]] = []
 
@@ -301,7 +287,7 @@ class _Portal:
                 _settle(w, None, None)
 
         operation = Operation(fn, settle)
-        self.host.submit(self._spawn, operation)
+        submit(self._start, self.host.submit, operation, session, first)
         return await self._wait(operation, future, waiter)
 
     async def _wait(
@@ -325,28 +311,6 @@ class _Portal:
                 raise asyncio.CancelledError from None
             await _uncancellable(ended)
             raise
-
-    async def session_call(
-        self,
-        session: Session,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        first: bool = False,
-    ) -> T:
-        future: asyncio.Future[T] = self.loop.create_future()
-        waiter: list[asyncio.Future[None]] = []
-
-        def settle(error: BaseException | None, value: Any) -> None:
-            _settle(future, error, value)
-            for w in waiter:
-                _settle(w, None, None)
-
-        operation = Operation(fn, settle)
-        if first:
-            self.host.submit(self._open_session, session, operation)
-        else:
-            self.host.submit(session.submit, operation)
-        return await self._wait(operation, future, waiter)
 
     async def session_leave(self, session: Session, exc: BaseException | None) -> bool:
         future: asyncio.Future[bool] = self.loop.create_future()
@@ -446,7 +410,7 @@ class _AsyncIterator(Generic[T]):
 
         first = not self._running
         self._running = True
-        return await self._portal.session_call(self._session, step, first=first)
+        return await self._portal.call(step, self._session, first=first)
 
     async def aclose(self) -> None:
         """Close the iterator (its Trio side ends; a stream's iterator ends with it)."""
@@ -466,7 +430,7 @@ class _AsyncStream(Generic[T]):
         if self._entered:
             raise RuntimeError("this stream was already entered")
         self._entered = True
-        value = await self._portal.session_call(self._session, self._session.enter(), first=True)
+        value = await self._portal.call(self._session.enter(), self._session, first=True)
         if kind_of(value) == "iterator":
             return _AsyncIterator(self._portal, self._session, value, running=True)
         return _adapt(self._portal, value)
@@ -483,7 +447,7 @@ class _AsyncStream(Generic[T]):
 # -- the public client ----------------------------------------------------------------
 
 
-class AsyncEventEngine:
+class AsyncEventEngine(EngineView):
     """An ``EventEngine`` used from asyncio: subscriptions and publishing.
 
     ``subscribe`` has the engine's signature and delivery policy (conflation of
@@ -495,10 +459,6 @@ class AsyncEventEngine:
         portal: The client's Trio side.
         engine: The engine.
     """
-
-    def __init__(self, portal: _Portal, engine: EventEngine) -> None:
-        self._portal = portal
-        self._engine = engine
 
     @overload
     def subscribe(
@@ -557,24 +517,7 @@ class AsyncEventEngine:
         Raises:
             InputValidationError: ``event`` is not an ``Event``.
         """
-        if not isinstance(event, Event):
-            raise InputValidationError("event", "must be an hbtrio Event")
-        engine = self._engine
-
-        async def publish() -> None:
-            engine.publish(event)
-
-        await self._portal.call(publish)
-
-    @property
-    def stats(self) -> EngineStats:
-        """A snapshot of the engine's counters."""
-        return self._engine.stats
-
-    @property
-    def subscriber_count(self) -> int:
-        """Number of open subscriptions."""
-        return self._engine.subscriber_count
+        await self._portal.call(self._publisher(event))
 
 
 class AsyncClient(_ClientBase):

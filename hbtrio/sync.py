@@ -24,17 +24,18 @@ and propagates: the client stays usable; leaving the ``with`` block closes it.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from ._bridge import is_plain
+from ._bridge import EngineView, is_plain
 from ._config import ClientConfig
-from ._errors import InputValidationError
 from ._sync_methods import SyncClientMethods
 from ._sync_portal import SyncPortal, SyncStream
-from .events import EngineStats, Event, EventEngine
+from .events import Event, EventEngine
 from .models import ConnectionState
 
 __all__ = ["SyncClient", "SyncEventEngine", "open_client"]
@@ -42,7 +43,7 @@ __all__ = ["SyncClient", "SyncEventEngine", "open_client"]
 E = TypeVar("E", bound=Event)
 
 
-class SyncEventEngine:
+class SyncEventEngine(EngineView):
     """An ``EventEngine`` used from blocking code: subscriptions and publishing.
 
     ``subscribe`` has the engine's signature and delivery policy; the subscription
@@ -53,10 +54,6 @@ class SyncEventEngine:
         portal: The client's Trio side.
         engine: The engine.
     """
-
-    def __init__(self, portal: SyncPortal, engine: EventEngine) -> None:
-        self._portal = portal
-        self._engine = engine
 
     @overload
     def subscribe(
@@ -115,24 +112,7 @@ class SyncEventEngine:
         Raises:
             InputValidationError: ``event`` is not an ``Event``.
         """
-        if not isinstance(event, Event):
-            raise InputValidationError("event", "must be an hbtrio Event")
-        engine = self._engine
-
-        async def publish() -> None:
-            engine.publish(event)
-
-        self._portal.call(publish)
-
-    @property
-    def stats(self) -> EngineStats:
-        """A snapshot of the engine's counters."""
-        return self._engine.stats
-
-    @property
-    def subscriber_count(self) -> int:
-        """Number of open subscriptions."""
-        return self._engine.subscriber_count
+        self._portal.call(self._publisher(event))
 
 
 class SyncClient(SyncClientMethods):
@@ -140,7 +120,8 @@ class SyncClient(SyncClientMethods):
 
     Every public method of ``hbtrio.Client`` is a blocking method here (see the
     module's documentation); a method the Trio client gained after the blocking
-    methods were last generated is still forwarded, untyped.
+    methods were last generated is still forwarded, untyped, and so are the
+    methods of objects the client holds (``client.streams``, ...).
 
     Args:
         portal: The client's Trio thread (internal).
@@ -165,20 +146,42 @@ class SyncClient(SyncClientMethods):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        value = getattr(self._client, name)
-        portal = self._portal
-        if callable(value) and not isinstance(value, type):
-            import inspect
-
-            if inspect.iscoroutinefunction(value):
-                return lambda *a, **kw: portal.call(value, *a, **kw)
-            return lambda *a, **kw: portal.adapt(value(*a, **kw))
-        if is_plain(value):
-            return value
-        raise AttributeError(f"{name} is not available from blocking code")
+        return _forward(self._portal, getattr(self._client, name))
 
     def __repr__(self) -> str:
         return f"<hbtrio.sync.SyncClient of {self._client!r}>"
+
+
+def _forward(portal: SyncPortal, value: Any) -> Any:
+    """An attribute of the Trio client (or of an object it holds), for blocking code."""
+    if callable(value) and not isinstance(value, type):
+        if inspect.iscoroutinefunction(value):
+            return functools.wraps(value)(functools.partial(portal.call, value))
+
+        @functools.wraps(value)
+        def forwarded(*args: Any, **kwargs: Any) -> Any:
+            return portal.adapt(value(*args, **kwargs))
+
+        return forwarded
+    if is_plain(value):
+        return value
+    return _Proxy(portal, value)
+
+
+class _Proxy:
+    """An object of the Trio client (a namespace of methods), seen from blocking code."""
+
+    def __init__(self, portal: SyncPortal, target: Any) -> None:
+        self._portal = portal
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _forward(self._portal, getattr(self._target, name))
+
+    def __repr__(self) -> str:
+        return f"<hbtrio.sync proxy of {self._target!r}>"
 
 
 class _OpenClient:

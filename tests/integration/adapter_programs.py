@@ -6,7 +6,9 @@
   a stream, interrupted with SIGINT by the test.
 * ``aio-cancel``: an asyncio program whose task is cancelled in the middle of a call.
 * ``sync-sigint``: a blocking program interrupted by SIGINT during a blocking
-  call, which then makes another call (the client is still usable) and closes.
+  call (a stream's ``next``), which then makes another call (the client is still
+  usable) and closes.
+* ``sync-sigint-request``: the same in the middle of a request method.
 
 Each prints ``ready`` when the test may interrupt it and ``clean`` when it ended
 with no task left and the client closed; the test checks stderr stays empty.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 
 import hbtrio
 import hbtrio.aio
@@ -90,6 +93,23 @@ def sync_sigint() -> None:
     print("clean")
 
 
+def sync_sigint_request() -> None:
+    """Interrupted in the middle of a request (the simulator answers slowly)."""
+    config = hbtrio.ClientConfig.from_env()
+    with hbtrio.sync.open_client(config) as client:
+        print("ready")
+        started = time.monotonic()
+        try:
+            client.get_order_book(EX, PAIR, depth=1)
+        except KeyboardInterrupt:
+            print("interrupted")
+            print(f"after {time.monotonic() - started:.2f} s")
+        assert client.get_order_book(EX, PAIR, depth=1).bids
+        print("usable")
+    assert client.state is hbtrio.ConnectionState.DISCONNECTED
+    print("clean")
+
+
 def main(mode: str) -> int:
     if mode == "aio-sigint":
         try:
@@ -103,6 +123,9 @@ def main(mode: str) -> int:
         return 0
     if mode == "sync-sigint":
         sync_sigint()
+        return 0
+    if mode == "sync-sigint-request":
+        sync_sigint_request()
         return 0
     return 2
 

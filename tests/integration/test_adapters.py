@@ -397,6 +397,7 @@ async def test_aio_event_engine_subscribe_and_publish(sim: SimInfo) -> None:
                     if len(got) == 3:
                         break
             assert client.engine.subscriber_count >= 0
+            assert client.streams.state is ConnectionState.CONNECTED  # held objects forwarded
             with pytest.raises(hbtrio.InputValidationError):
                 await client.engine.publish("not an event")  # type: ignore[arg-type]
             return got
@@ -535,3 +536,106 @@ async def test_programs_end_cleanly(sim: SimInfo, mode: str) -> None:
     if mode.endswith("sigint"):
         assert took < 10, report
     await ws_sessions_end(sim)  # the program's WebSocket was closed
+
+
+async def test_ctrl_c_in_the_middle_of_a_blocking_request(
+    nursery: trio.Nursery, sim_cert_dir: Path
+) -> None:
+    # Every answer takes 3 s: the interrupt comes while the first request waits.
+    sim = await start_sim(nursery, cert_dir=sim_cert_dir, latency_ms=3000)
+    code, out, err, _ = await _run_program(sim, "sync-sigint-request", interrupt=True)
+    report = f"--- stdout\n{out}\n--- stderr\n{err}"
+    assert code == 0, report
+    assert err == "", report
+    lines = out.splitlines()
+    assert lines[:2] == ["ready", "interrupted"], report
+    # Interrupted (0.3 s in), not waited out: the answer would have taken 3 s.
+    assert float(lines[2].split()[1]) < 2.5, report
+    assert lines[-2:] == ["usable", "clean"], report
+    await ws_sessions_end(sim)
+
+
+# -- opening, closing, misuse --------------------------------------------------------------
+
+
+async def test_aio_open_errors_are_the_trio_clients(sim: SimInfo) -> None:
+    async def main() -> None:
+        with pytest.raises(hbtrio.AuthenticationFailed):
+            async with hbtrio.aio.open_client(client_config(sim, api_key="admin:wrong")):
+                raise AssertionError("opened with a wrong password")
+        with pytest.raises(TypeError):
+            hbtrio.aio.open_client("not a config")  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            hbtrio.aio.open_client(client_config(sim), engine="no")  # type: ignore[arg-type]
+        # The failed open left nothing behind; the next client works.
+        async with hbtrio.aio.open_client(client_config(sim)) as client:
+            assert await client.get_accounts() == ["master_account"]
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+    await in_asyncio(main)
+
+
+async def test_sync_open_errors_are_the_trio_clients(sim: SimInfo) -> None:
+    def main() -> None:
+        with (
+            pytest.raises(hbtrio.AuthenticationFailed),
+            hbtrio.sync.open_client(client_config(sim, api_key="admin:wrong")),
+        ):
+            raise AssertionError("opened with a wrong password")
+        with pytest.raises(TypeError):
+            hbtrio.sync.open_client("not a config")  # type: ignore[arg-type]
+        with hbtrio.sync.open_client(client_config(sim)) as client:
+            assert client.get_accounts() == ["master_account"]
+
+    await in_thread(main)
+    # Every client's Trio thread ended with its block.
+    assert [t for t in threading.enumerate() if t.name == "hbtrio.sync"] == []
+
+
+async def test_aio_calls_after_close_and_streams_cut_by_close(sim: SimInfo) -> None:
+    config = client_config(sim)
+
+    async def main() -> None:
+        entered = asyncio.Event()
+
+        async def consume(client: hbtrio.aio.AsyncClient) -> None:
+            async with client.events(hbtrio.TradeEvent) as fills:
+                entered.set()
+                async for _fill in fills:  # no fill: waits until the client closes
+                    pass
+
+        async with hbtrio.aio.open_client(config) as client:
+            consumer = asyncio.create_task(consume(client))
+            await entered.wait()
+            await asyncio.sleep(0.05)
+        # The block closed the client under the consumer: it ends with ConnectionFailed.
+        with pytest.raises(hbtrio.ConnectionFailed):
+            await consumer
+        with pytest.raises(hbtrio.ConnectionFailed):
+            await client.get_accounts()
+
+    await in_asyncio(main)
+
+
+async def test_sync_event_engine_and_calls_after_close(sim: SimInfo) -> None:
+    config = client_config(sim)
+
+    def main() -> list[str]:
+        with hbtrio.sync.open_client(config) as client:
+            with client.engine.subscribe(hbtrio.ErrorEvent) as events:
+                for i in range(3):
+                    client.engine.publish(hbtrio.ErrorEvent(error=f"e{i}", kind="Test"))
+                got = [next(events).error for _ in range(3)]
+            assert client.engine.stats.published["ErrorEvent"] >= 3
+            with pytest.raises(hbtrio.InputValidationError):
+                client.engine.publish("not an event")  # type: ignore[arg-type]
+            assert client.config is config
+            assert "SyncClient" in repr(client)
+            # Objects the client holds are forwarded too.
+            assert client.streams.state is ConnectionState.CONNECTED
+            assert "proxy" in repr(client.streams)
+        with pytest.raises(hbtrio.ConnectionFailed):
+            client.get_accounts()
+        return got
+
+    assert await in_thread(main) == ["e0", "e1", "e2"]
