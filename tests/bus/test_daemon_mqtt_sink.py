@@ -1,4 +1,4 @@
-"""The daemon's ``[[sinks]] type = "mqtt"``: configuration, and the daemon publishing to a broker."""
+"""The daemon's ``[[sinks]] type = "mqtt"``: its configuration, and the daemon publishing."""
 
 from __future__ import annotations
 
