@@ -41,9 +41,13 @@ class Broker:
     Args:
         workdir: Where its configuration and log go.
         tls: Serve TLS with a certificate from the simulator's trustme CA.
+        users: User names and passwords the broker requires (default: anonymous).
     """
 
-    def __init__(self, workdir: Path, *, tls: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, *, tls: bool = False, users: dict[str, str] | None = None
+    ) -> None:
+        self.users = users
         self.workdir = workdir
         self.kind = broker_kind()
         self.port = free_port()
@@ -62,7 +66,7 @@ class Broker:
             conf = self.workdir / "mosquitto.conf"
             lines = [
                 f"listener {self.port} 127.0.0.1",
-                "allow_anonymous true",
+                f"allow_anonymous {'false' if self.users else 'true'}",
                 f"user {pwd.getpwuid(os.getuid()).pw_name}",  # root: no drop to 'mosquitto'
                 "persistence false",
                 "max_queued_messages 100000",
@@ -70,17 +74,37 @@ class Broker:
             ]
             if self.certs:
                 lines += [f"certfile {self.certs.cert}", f"keyfile {self.certs.key}"]
+            if self.users:
+                passwd = self.workdir / "mosquitto.passwd"
+                passwd.touch()
+                for user, password in self.users.items():
+                    tool = shutil.which("mosquitto_passwd") or "mosquitto_passwd"
+                    subprocess.run([tool, "-b", str(passwd), user, password], check=True)
+                lines.append(f"password_file {passwd}")
             conf.write_text("\n".join(lines) + "\n")
             return [shutil.which("mosquitto") or "mosquitto", "-c", str(conf)]
         conf = self.workdir / "amqtt.yaml"
         tls = ""
         if self.certs:
             tls = f"    ssl: true\n    certfile: {self.certs.cert}\n    keyfile: {self.certs.key}\n"
+        auth = "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
+        if self.users:
+            from pwdlib import PasswordHash  # amqtt's own dependency
+            from pwdlib.hashers.argon2 import Argon2Hasher
+
+            hasher = PasswordHash((Argon2Hasher(),))
+            passwd = self.workdir / "amqtt.passwd"
+            passwd.write_text("".join(f"{u}:{hasher.hash(p)}\n" for u, p in self.users.items()))
+            auth = (
+                "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+                "    allow_anonymous: false\n"
+                "  amqtt.plugins.authentication.FileAuthPlugin:\n"
+                f"    password_file: {passwd}\n"
+            )
         conf.write_text(
             "listeners:\n  default:\n    type: tcp\n"
             f"    bind: 127.0.0.1:{self.port}\n{tls}"
-            "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-            "    allow_anonymous: true\n"
+            f"plugins:\n{auth}"
         )
         code = "import sys; from amqtt.scripts.broker_script import main; sys.exit(main())"
         return [sys.executable, "-c", code, "-c", str(conf)]

@@ -25,7 +25,35 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .._errors import ConnectionFailed, InputValidationError
 
-__all__ = ["BrokerAddress", "Credentials", "MqttLink", "open_link", "parse_broker_url"]
+__all__ = [
+    "BrokerAddress",
+    "Credentials",
+    "MqttLink",
+    "connection_failure",
+    "open_link",
+    "parse_broker_url",
+]
+
+
+def connection_failure(exc: BaseException) -> ConnectionFailed | None:
+    """The ``ConnectionFailed`` that ``exc`` is or only holds (an exception group).
+
+    Args:
+        exc: The exception.
+
+    Returns:
+        The first ``ConnectionFailed``, or ``None`` when ``exc`` holds anything else.
+    """
+    if isinstance(exc, ConnectionFailed):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(ConnectionFailed)
+        leaf: BaseException | None = matched
+        while rest is None and isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        if rest is None and isinstance(leaf, ConnectionFailed):
+            return leaf
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +351,18 @@ async def _first(*waiters: Callable[[], Any]) -> None:
 
 
 @asynccontextmanager
+async def _unwrapped() -> AsyncIterator[None]:
+    """A connection failure leaves ``open_link`` as itself, not in an exception group."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        failure = connection_failure(group)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+@asynccontextmanager
 async def open_link(
     address: BrokerAddress,
     *,
@@ -402,7 +442,7 @@ async def open_link(
     if sock is None:  # pragma: no cover - paho closed it during connect
         raise ConnectionFailed(f"cannot reach the MQTT broker at {where}")
     try:
-        async with trio.open_nursery() as nursery:
+        async with _unwrapped(), trio.open_nursery() as nursery:
             nursery.start_soon(link._reader, sock)
             nursery.start_soon(link._writer, sock)
             link._write_wanted.set()

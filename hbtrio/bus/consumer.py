@@ -15,9 +15,8 @@ import trio
 
 from .._errors import InputValidationError
 from ..events import EVENT_DECODER, ErrorEvent, Event, EventEngine, EventSubscription
-from ._mqtt import Credentials, MqttLink, open_link, parse_broker_url
+from ._mqtt import Credentials, MqttLink, connection_failure, open_link, parse_broker_url
 from ._protocol import NAME_RE, Envelope, ReplayBatch, ReplayDone, ReplayRequest, Status
-from .sink import _connection_failure
 
 __all__ = ["Bus", "BusStats", "open_bus"]
 
@@ -143,8 +142,9 @@ class Bus:
     ) -> None:
         """Ask a daemon to publish its journal again from a sequence number or a time.
 
-        The events come through the subscriptions (those already delivered are
-        dropped as duplicates).
+        The events come through the subscriptions, in order; with ``from_seq``,
+        those from ``from_seq`` on are delivered again even if they were already
+        (an explicit request), and newer ones wait until the replay is done.
 
         Args:
             daemon: The daemon's name.
@@ -156,7 +156,10 @@ class Bus:
         """
         if not isinstance(daemon, str) or not NAME_RE.fullmatch(daemon):
             raise InputValidationError("daemon", "must be a daemon name (letters, digits, _.-)")
-        self._ask(daemon, self._source(daemon), from_seq=from_seq, from_time=from_time)
+        source = self._source(daemon)
+        if from_seq is not None:
+            source.last = from_seq - 1
+        self._ask(daemon, source, from_seq=from_seq, from_time=from_time)
 
     # -- internals --------------------------------------------------------------------
 
@@ -437,7 +440,7 @@ async def open_bus(
                     bus._on_connected(link)
                     await link.wait_lost()
             except Exception as exc:
-                failure = _connection_failure(exc)
+                failure = connection_failure(exc)
                 if failure is None:
                     raise
                 if not down:

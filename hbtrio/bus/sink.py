@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any
 
 import msgspec
 import trio
 
-from .._errors import ConnectionFailed
 from ..events import Event
-from ._mqtt import Credentials, MqttLink, Will, open_link, parse_broker_url
+from ._mqtt import Credentials, MqttLink, Will, connection_failure, open_link, parse_broker_url
 from ._protocol import NAME_RE, ReplayRequest, Status, encode_event, route
 from .config import MqttSinkConfig
 from .journal import Journal
@@ -180,7 +178,7 @@ class MqttSink:
                     down_since, attempts, delay = None, 0, 0.2
                     await self._serve(link)
             except Exception as exc:
-                failure = _connection_failure(exc)
+                failure = connection_failure(exc)
                 if failure is None:
                     raise
                 last_error = str(failure)
@@ -209,17 +207,24 @@ class MqttSink:
         link.on_ack = self._on_ack
         link.on_message = self._on_request
         self._send(link, self.status_topic, self._status("online"), 1, True)
-        next_heartbeat = trio.current_time() + self.config.heartbeat
+        status_head, status_at = self.journal.acked, trio.current_time()
+        next_heartbeat = status_at + self.config.heartbeat
         while True:
             self._push(link)
             while self._requests:
                 await self._replay(link, self._requests.popleft())
                 self._push(link)
-            if trio.current_time() >= next_heartbeat:
+            now = trio.current_time()
+            moved = self.journal.acked != status_head and now >= status_at + 1.0
+            if now >= next_heartbeat or moved:  # retained: late consumers see a fresh head
+                status_head, status_at = self.journal.acked, now
                 self._send(link, self.status_topic, self._status("online"), 1, True)
-                next_heartbeat = trio.current_time() + self.config.heartbeat
+                next_heartbeat = now + self.config.heartbeat
             self._wake = trio.Event()
-            with trio.move_on_at(next_heartbeat):
+            deadline = next_heartbeat
+            if self.journal.acked != status_head:
+                deadline = min(deadline, status_at + 1.0)
+            with trio.move_on_at(deadline):
                 await self._wake.wait()
 
     def _send(self, link: MqttLink, topic: str, payload: bytes, qos: int, retain: bool) -> int:
@@ -295,25 +300,3 @@ class MqttSink:
     def _send_batch(self, link: MqttLink, topic: str, rid: bytes, batch: list[bytes]) -> None:
         payload = b'{"request_id":%s,"events":[%s]}' % (rid, b",".join(batch))
         self._send(link, topic, payload, 1, False)
-
-
-def _connection_failure(exc: BaseException) -> ConnectionFailed | None:
-    """The ``ConnectionFailed`` inside ``exc`` (possibly an exception group), else ``None``."""
-    if isinstance(exc, ConnectionFailed):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        found: list[Any] = []
-        rest = exc.split(ConnectionFailed)[1]
-        matched = exc.split(ConnectionFailed)[0]
-        if rest is None and matched is not None:
-
-            def walk(group: BaseException) -> None:
-                if isinstance(group, BaseExceptionGroup):
-                    for inner in group.exceptions:
-                        walk(inner)
-                else:
-                    found.append(group)
-
-            walk(matched)
-            return found[0] if found else None
-    return None

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,18 +16,10 @@ import trio
 
 import hbtrio
 from hbtrio.bus import MqttSink, MqttSinkConfig
-from hbtrio.bus._mqtt import open_link, parse_broker_url
+from hbtrio.bus._mqtt import Credentials, open_link, parse_broker_url
 from hbtrio.events import OrderBookUpdate, OrderUpdate, TradeEvent
 from hbtrio.models import Order, OrderBook, OrderStatus, OrderType, Side, Trade
 from tests.mqtt_broker import Broker
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
 
 
 def order_event(n: int, status: OrderStatus = OrderStatus.OPEN) -> OrderUpdate:
@@ -432,3 +423,33 @@ def test_every_event_type_has_its_topic() -> None:
         assert where.topic == topic
         assert where.journaled == isinstance(event, TradeEvent)
         assert where.qos == (1 if where.journaled else 0)
+
+
+async def test_broker_credentials_from_env_and_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = Broker(tmp_path, users={"hub": "s3cret-pw"})
+    broker.start()
+    try:
+        key = tmp_path / "mqtt.key"
+        key.write_text("hub:s3cret-pw\n")
+        monkeypatch.setenv("BUS_TEST_MQTT", "hub:s3cret-pw")
+        sink = MqttSink(sink_config(broker, tmp_path / "spool", credentials_file=str(key)))
+        assert "s3cret" not in repr(sink.credentials)
+        async with trio.open_nursery() as nursery:
+            async with (
+                hbtrio.open_bus(broker.url, credentials_env="BUS_TEST_MQTT") as bus,
+                bus.subscribe(OrderUpdate) as events,
+            ):
+                await nursery.start(sink.run)
+                sink.write(order_event(1))
+                assert order_ids(await collect(events, 1)) == ["o1"]
+            nursery.cancel_scope.cancel()
+        sink.close()
+        wrong = Credentials("hub", "wrong-pw")
+        with pytest.raises(hbtrio.ConnectionFailed, match="refused") as info:
+            async with open_link(parse_broker_url(broker.url), client_id="x", credentials=wrong):
+                pass
+        assert "wrong-pw" not in str(info.value)
+    finally:
+        broker.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,14 +82,6 @@ def test_two_mqtt_sinks_cannot_share_a_spool(tmp_path: Path) -> None:
     path.write_text(config_text(sink + sink))
     with pytest.raises(DaemonConfigError, match=r"sinks\[1\]\.spool_dir"):
         load_config(path, environ=ENV)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
 
 
 async def test_daemon_publishes_market_data_retained(
