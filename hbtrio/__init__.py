@@ -22,6 +22,7 @@ from ._errors import NotFound as NotFound
 from ._errors import OrderError as OrderError
 from ._errors import OrderNotFound as OrderNotFound
 from ._errors import OrderOutcomeUnknown as OrderOutcomeUnknown
+from ._errors import OrderPending as OrderPending
 from ._errors import OrderRejected as OrderRejected
 from ._errors import PriceOutOfRange as PriceOutOfRange
 from ._errors import RequestError as RequestError
@@ -88,6 +89,7 @@ __all__ = [
     "OrderError",
     "OrderNotFound",
     "OrderOutcomeUnknown",
+    "OrderPending",
     "OrderRejected",
     "OrderRequest",
     "OrderStatus",
