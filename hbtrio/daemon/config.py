@@ -34,15 +34,16 @@ Sections: ``[connection]`` (required), ``[[subscriptions]]``, ``[[sinks]]``
 (default: one JSON Lines sink to standard output), ``[http]``, ``[log]`` and
 ``[supervisor]``.
 
-Adding a sink type (for example ``type = "mqtt"``):
+Adding a sink type (as ``hbtrio.bus.config.MqttSinkConfig`` adds ``type = "mqtt"``):
 
-1. Subclass ``SinkBase`` with ``tag="mqtt"``; its fields are the keys of the
+1. Subclass ``SinkBase`` (from ``hbtrio.daemon._tables`` when the class lives in
+   another package, to avoid an import cycle) with ``tag="name"``; its fields are the keys of the
    ``[[sinks]]`` table (constraints as ``Annotated[..., msgspec.Meta(...)]``;
    ``description=`` is appended to the error line).
 2. Override ``SinkBase.finish`` for checks that need the file system or the
    environment (paths are resolved there; raise ``DaemonConfigError`` with the
-   ``key`` it is given plus the field name), and ``destination`` (two sinks with
-   the same destination are refused).
+   ``key`` it is given plus the field name), ``destination`` (how the logs name
+   it) and ``unique`` (the field two sinks may not share).
 3. Add the class to ``SinkSpec`` (``SinkSpec = JsonlSinkConfig | MqttSinkConfig``)
    and a branch to ``sinks.open_sink``. Nothing else here changes: unknown keys,
    suggestions, ``type = "..."`` choices and bad values are reported from the
@@ -54,7 +55,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,13 +66,17 @@ import msgspec.inspect as mi
 
 from .._config import ClientConfig, _check_host
 from .._errors import ConfigError
+from ..bus.config import MqttSinkConfig
+from ._tables import DaemonConfigError, SinkBase, Table, read_key_file, resolve_path
 
 __all__ = [
+    "AnySinkConfig",
     "DaemonConfig",
     "DaemonConfigError",
     "HttpConfig",
     "JsonlSinkConfig",
     "LogConfig",
+    "MqttSinkConfig",
     "SinkBase",
     "SinkConfig",
     "SinkSpec",
@@ -105,31 +109,6 @@ _Seconds = Annotated[float, msgspec.Meta(ge=0, le=_DAY)]
 _PositiveSeconds = Annotated[float, msgspec.Meta(gt=0, le=_DAY)]
 
 
-class DaemonConfigError(ValueError):
-    """The daemon configuration is invalid.
-
-    The message is one line naming the offending key by its path
-    (``section.key``, ``sinks[1].path``) and the rule; it never quotes the API key.
-
-    Args:
-        key: Path of the offending key (empty for an unreadable file or a syntax error).
-        rule: What is wrong.
-
-    Attributes:
-        key: Path of the offending key.
-        rule: What is wrong.
-    """
-
-    def __init__(self, key: str, rule: str) -> None:
-        super().__init__(f"{key}: {rule}" if key else rule)
-        self.key = key
-        self.rule = rule
-
-
-class _Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """Base of every table of the file: strict, unknown keys refused."""
-
-
 class SubscriptionSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One ``[[subscriptions]]`` table: a market-data stream the daemon keeps open.
 
@@ -153,39 +132,6 @@ class SubscriptionSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return f"{self.type} {self.exchange} {self.market}"
 
 
-class SinkBase(_Table, tag_field="type", frozen=True):
-    """Base of the ``[[sinks]]`` table types, told apart by their ``type`` key.
-
-    A subclass sets ``tag="name"`` (the value of ``type``) and declares its keys
-    as fields; see the module's notes on adding a sink type.
-    """
-
-    @property
-    def type(self) -> str:
-        """The sink's kind: the value of its ``type`` key."""
-        return str(self.__struct_config__.tag)
-
-    @property
-    def destination(self) -> str:
-        """Where the events go, as logged; two sinks may not share one."""
-        raise NotImplementedError
-
-    def finish(self, key: str, base: Path | None) -> Self:
-        """Check what needs the file system or environment, resolve relative paths.
-
-        Args:
-            key: Path of this table (``sinks[0]``), for error messages.
-            base: Directory relative paths are resolved against (the file's).
-
-        Returns:
-            The checked sink (a copy with resolved paths, or ``self``).
-
-        Raises:
-            DaemonConfigError: A value is unusable.
-        """
-        return self
-
-
 class JsonlSinkConfig(SinkBase, tag="jsonl", frozen=True):
     """A ``[[sinks]]`` table with ``type = "jsonl"``: events as JSON Lines.
 
@@ -204,6 +150,14 @@ class JsonlSinkConfig(SinkBase, tag="jsonl", frozen=True):
         """The file path, or ``-`` for standard output."""
         return self.path
 
+    def unique(self) -> tuple[str, str]:
+        """Two JSON Lines sinks may not write the same file.
+
+        Returns:
+            ``("path", path)``.
+        """
+        return "path", self.path
+
     def finish(self, key: str, base: Path | None) -> Self:
         """Resolve the path; its directory must exist and it must not be one.
 
@@ -219,7 +173,7 @@ class JsonlSinkConfig(SinkBase, tag="jsonl", frozen=True):
         """
         if self.path == "-":
             return self
-        path = _resolve(self.path, base)
+        path = resolve_path(self.path, base)
         parent = os.path.dirname(path) or "."
         if not os.path.isdir(parent):
             raise DaemonConfigError(f"{key}.path", f"directory {parent} does not exist")
@@ -231,11 +185,14 @@ class JsonlSinkConfig(SinkBase, tag="jsonl", frozen=True):
 SinkConfig = JsonlSinkConfig
 """The JSON Lines sink's configuration (its historical name)."""
 
-SinkSpec: TypeAlias = JsonlSinkConfig
+SinkSpec: TypeAlias = JsonlSinkConfig | MqttSinkConfig
 """Any ``[[sinks]]`` table: the union of the ``SinkBase`` subclasses, by ``type``."""
 
+AnySinkConfig: TypeAlias = SinkSpec
+"""The same union, under the name the MQTT sink's code uses."""
 
-class HttpConfig(_Table, frozen=True):
+
+class HttpConfig(Table, frozen=True):
     """The ``[http]`` section: the ``/healthz`` and ``/metrics`` endpoint.
 
     Attributes:
@@ -257,7 +214,7 @@ class HttpConfig(_Table, frozen=True):
         return f"{host}:{self.port}"
 
 
-class _HttpTable(_Table, frozen=True):
+class _HttpTable(Table, frozen=True):
     """``[http]`` as written: ``listen`` is split into ``HttpConfig.host``/``port``."""
 
     enabled: bool = True
@@ -265,7 +222,7 @@ class _HttpTable(_Table, frozen=True):
     stale_after: _PositiveSeconds = 30.0
 
 
-class LogConfig(_Table, frozen=True):
+class LogConfig(Table, frozen=True):
     """The ``[log]`` section: logging of the daemon itself (to standard error).
 
     Attributes:
@@ -277,7 +234,7 @@ class LogConfig(_Table, frozen=True):
     level: LogLevel = "info"
 
 
-class SupervisorConfig(_Table, frozen=True):
+class SupervisorConfig(Table, frozen=True):
     """The ``[supervisor]`` section: restart policy of the supervised client.
 
     Attributes:
@@ -302,7 +259,7 @@ class SupervisorConfig(_Table, frozen=True):
     probe_interval: _Seconds = 15.0
 
 
-class _ConnectionTable(_Table, frozen=True):
+class _ConnectionTable(Table, frozen=True):
     """``[connection]`` as written; becomes a ``ClientConfig``."""
 
     host: str
@@ -338,7 +295,7 @@ _CLIENT_PASSTHROUGH = (
 """``[connection]`` keys handed to ``ClientConfig`` unchanged when present."""
 
 
-class _File(_Table, frozen=True):
+class _File(Table, frozen=True):
     """The whole file as written."""
 
     connection: _ConnectionTable
@@ -467,26 +424,26 @@ def _rule(info: mi.Type, path: str) -> str:
     return f"must {text}" + (f" ({note})" if note else "")
 
 
-def _locate(path: str, raw: object) -> tuple[mi.Type | None, mi.StructType | None]:
-    """The type at ``path`` (``.sinks[0].path``) and the Struct holding it."""
+def _locate(path: str, raw: object) -> mi.Type | None:
+    """The type at ``path`` (``.sinks[0].path``), following ``raw`` through tagged unions."""
     info: mi.Type | None = _FILE_INFO
-    parent: mi.StructType | None = None
     for name, index in _PART.findall(path):
         if info is None:
-            return None, None
+            return None
         if index:
             inner = _unwrap(info)
             info = inner.item_type if isinstance(inner, mi.VarTupleType | mi.ListType) else None
             raw = raw[int(index)] if isinstance(raw, list) and int(index) < len(raw) else None
             continue
+        choices = _structs(info)
+        if choices and name == choices[0].tag_field:
+            return info  # the tag: its type is the union
         parent = _pick(info, raw)
         if parent is None:
-            return None, None
-        if name == parent.tag_field:
-            return info, parent  # the tag: its type is the union
+            return None
         info = next((f.type for f in parent.fields if f.encode_name == name), None)
         raw = raw.get(name) if isinstance(raw, dict) else None
-    return info, parent
+    return info
 
 
 def _unknown(raw: object, info: mi.Type, path: str) -> DaemonConfigError | None:
@@ -553,7 +510,7 @@ def _translate(exc: msgspec.ValidationError, raw: object) -> DaemonConfigError:
     missing = re.fullmatch(r"Object missing required field `(.+)`", what)
     if missing:
         return DaemonConfigError(_join(key, missing[1]), "required")
-    info, _ = _locate(path, raw)
+    info = _locate(path, raw)
     if info is None:  # pragma: no cover - every path msgspec reports is in the Structs
         return DaemonConfigError(key, what)
     if key.endswith(".type") and len(_structs(info)) > 0:
@@ -562,80 +519,6 @@ def _translate(exc: msgspec.ValidationError, raw: object) -> DaemonConfigError:
 
 
 # -- helpers -----------------------------------------------------------------------
-
-
-def _resolve(path: str, base: Path | None) -> str:
-    candidate = Path(path).expanduser()
-    if not candidate.is_absolute() and base is not None:
-        candidate = base / candidate
-    return str(candidate)
-
-
-_MAX_KEY_FILE = 4096
-
-
-def read_key_file(path: str, key: str = "connection.api_key_file") -> str:
-    """Read a key file, which must be the running user's and private to it.
-
-    The file is opened first and the opened file is checked (``fstat``), so it
-    cannot be swapped between the check and the read.
-
-    Args:
-        path: The file's path (a symbolic link is followed). It must be a regular
-            file owned by the effective user running the daemon
-            (``st_uid == os.geteuid()``) whose mode grants nothing to group or
-            others (``mode & 0o077 == 0``, e.g. ``0600`` or ``0400``).
-        key: Path of the configuration key naming the file, for error messages
-            (another section's secret file, e.g. a sink's password file, passes its own).
-
-    Returns:
-        The file's text, stripped of surrounding whitespace.
-
-    Raises:
-        DaemonConfigError: The file is missing, unreadable, not a regular file,
-            owned by another user, too open, larger than 4 KiB, not UTF-8 text
-            or empty. The message never quotes the file's content.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise DaemonConfigError(key, f"cannot read {path}: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise DaemonConfigError(key, f"{path} is not a regular file")
-        euid = os.geteuid()
-        if info.st_uid != euid:
-            raise DaemonConfigError(
-                key,
-                f"{path} is owned by uid {info.st_uid}, not by the user running the daemon "
-                f"(uid {euid}); chown it",
-            )
-        if info.st_mode & 0o077:
-            raise DaemonConfigError(
-                key,
-                f"{path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod 600 it",
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while size <= _MAX_KEY_FILE and (chunk := os.read(fd, 4096)):
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise DaemonConfigError(key, f"cannot read {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    if size > _MAX_KEY_FILE:
-        raise DaemonConfigError(key, f"{path} is larger than {_MAX_KEY_FILE} bytes: not a key")
-    raw = b"".join(chunks)
-    try:
-        text = raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise DaemonConfigError(key, f"{path} is not UTF-8 text") from None
-    if not text:
-        raise DaemonConfigError(key, f"{path} is empty")
-    return text
 
 
 def parse_listen(value: str, key: str = "http.listen") -> tuple[str, int]:
@@ -688,14 +571,14 @@ def _client(table: _ConnectionTable, base: Path | None, environ: Mapping[str, st
     else:
         assert table.api_key_file is not None
         source = "connection.api_key_file"
-        api_key = read_key_file(_resolve(table.api_key_file, base))
+        api_key = read_key_file(resolve_path(table.api_key_file, base))
     values: dict[str, Any] = {
         name: getattr(table, name)
         for name in _CLIENT_PASSTHROUGH
         if getattr(table, name) is not None
     }
     if table.ca_file is not None:
-        values["ca_file"] = _resolve(table.ca_file, base)
+        values["ca_file"] = resolve_path(table.ca_file, base)
     try:
         return ClientConfig(table.host, table.port, api_key, tls=table.tls, **values)
     except ConfigError as exc:
@@ -723,15 +606,15 @@ def _check_subscriptions(
 
 def _check_sinks(sinks: tuple[SinkSpec, ...], base: Path | None) -> tuple[SinkSpec, ...]:
     checked: list[SinkSpec] = []
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     for index, sink in enumerate(sinks):
         key = f"sinks[{index}]"
         sink = sink.finish(key, base)
-        if sink.destination in seen:
-            raise DaemonConfigError(
-                f"{key}.path", f"same destination as {seen[sink.destination]}.path"
-            )
-        seen[sink.destination] = key
+        unique = sink.unique()
+        name = unique[0]
+        if unique in seen:
+            raise DaemonConfigError(f"{key}.{name}", f"same destination as {seen[unique]}.{name}")
+        seen[unique] = key
         checked.append(sink)
     return tuple(checked)
 

@@ -34,6 +34,7 @@ from .._errors import (
     AuthenticationFailed,
     ConnectionFailed,
     HbtrioError,
+    InputValidationError,
     SubscriptionError,
     lone_exception,
 )
@@ -42,7 +43,7 @@ from ..models import ConnectionState
 from .config import DaemonConfig, SubscriptionSpec
 from .http import serve_health
 from .metrics import DaemonMetrics
-from .sinks import Sink, open_sinks
+from .sinks import Sink, open_sinks, sink_tasks
 
 __all__ = [
     "EXIT_AUTH",
@@ -171,6 +172,9 @@ class Daemon:
                     extra={"fields": {"path": exc.filename, "error": exc.strerror}},
                 )
                 return EXIT_CONFIG
+            except InputValidationError as exc:  # an MQTT sink's credentials or CA file
+                self.log.error("cannot open a sink", extra={"fields": {"error": str(exc)}})
+                return EXIT_CONFIG
         try:
             async with trio.open_nursery() as nursery:
                 if self._handle_signals:
@@ -196,6 +200,8 @@ class Daemon:
                             "fields": {"url": f"http://{bound}/healthz", "port": self.health_port}
                         },
                     )
+                for task in sink_tasks(self._sink):
+                    await nursery.start(task)
                 await nursery.start(self._write_events)
                 nursery.start_soon(self._supervise)
                 self.log.info(

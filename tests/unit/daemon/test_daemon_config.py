@@ -510,3 +510,25 @@ def test_the_sink_struct_knows_its_type_and_destination(tmp_path: Path) -> None:
     [sink] = config.sinks
     assert sink.type == "jsonl"
     assert sink.destination == str(tmp_path / "events.jsonl")
+
+
+def test_sink_types_are_a_tagged_union(tmp_path: Path) -> None:
+    import tomllib
+
+    mqtt = '\n[[sinks]]\ntype = "mqtt"\nurl = "mqtt://127.0.0.1:1883"\nspool_dir = "spool"\n'
+    config = parse_config(tomllib.loads(MINIMAL + SINK + mqtt), environ=ENV, base_dir=tmp_path)
+    assert [(s.type, s.destination) for s in config.sinks] == [
+        ("jsonl", "-"),
+        ("mqtt", "mqtt://127.0.0.1:1883"),
+    ]
+    assert config.sinks[1].unique() == ("spool_dir", str(tmp_path / "spool"))
+    cases = [
+        (mqtt + 'path = "x"\n', "sinks[1].path", "only for type = 'jsonl'"),
+        (SINK + 'url = "x"\n', "sinks[1].url", "only for type = 'mqtt'"),
+        (mqtt.replace("mqtt", "mqqt", 1), "sinks[1].type", "one of jsonl, mqtt"),
+        (mqtt + mqtt, "sinks[2].spool_dir", "same destination as sinks[1].spool_dir"),
+    ]
+    for extra, key, words in cases:
+        with pytest.raises(DaemonConfigError) as info:
+            parse_config(tomllib.loads(MINIMAL + SINK + extra), environ=ENV, base_dir=tmp_path)
+        assert info.value.key == key and words in str(info.value), str(info.value)
