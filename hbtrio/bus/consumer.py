@@ -63,7 +63,7 @@ class BusStats(msgspec.Struct, kw_only=True):
 class _Source:
     """What the consumer knows of one daemon's sequence."""
 
-    __slots__ = ("asked_at", "held", "held_since", "last", "request_id")
+    __slots__ = ("asked_at", "asked_from", "held", "held_since", "last", "request_id")
 
     def __init__(self) -> None:
         self.last: int | None = None
@@ -71,6 +71,7 @@ class _Source:
         self.held_since = 0.0
         self.request_id: str | None = None
         self.asked_at = 0.0
+        self.asked_from: int | None = None
 
 
 class Bus:
@@ -182,6 +183,7 @@ class Bus:
     ) -> None:
         source.request_id = uuid.uuid4().hex
         source.asked_at = time.monotonic()
+        source.asked_from = from_seq
         link = self._link
         if link is None or link.lost:
             return  # asked again once connected
@@ -252,8 +254,11 @@ class Bus:
         if done.request_id != source.request_id:
             return
         source.request_id = None
-        if source.last is None:
-            source.last = min([done.last, *[seq - 1 for seq in source.held]])
+        if source.last is None:  # a first replay (replay_from_seq or _time)
+            if source.asked_from is not None:
+                source.last = source.asked_from - 1
+            else:
+                source.last = min([done.last, *[seq - 1 for seq in source.held]])
         first_held = min(source.held) if source.held else done.last + 1
         if source.last + 1 < done.oldest and source.last < done.last:
             missing = min(done.oldest, first_held) - source.last - 1

@@ -259,7 +259,7 @@ class MqttSink:
             return
         try:
             request = _REQUEST.decode(payload)
-        except msgspec.ValidationError as exc:
+        except msgspec.DecodeError as exc:  # ValidationError included
             log.warning("bad replay request ignored", extra={"fields": {"error": str(exc)}})
             return
         if not NAME_RE.fullmatch(request.consumer):

@@ -335,3 +335,100 @@ async def test_last_will_marks_a_killed_daemon_offline(broker: Broker, tmp_path:
         "oldest": None,
         "time": states[-1]["time"],
     }
+
+
+async def test_events_past_the_journal_are_reported_as_a_gap(
+    broker: Broker, tmp_path: Path
+) -> None:
+    sink = MqttSink(sink_config(broker, tmp_path / "spool", segment_events=5, journal_max_events=6))
+    for n in range(1, 21):
+        sink.write(order_event(n))
+    assert sink.journal.oldest == 11  # 1-10 expired
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sink.run)
+        await wait_for(lambda: sink.journal.acked == 20)
+        async with hbtrio.open_bus(broker.url) as bus, bus.subscribe() as events:
+            await wait_for(lambda: bus.stats.connects == 1)
+            with pytest.raises(hbtrio.InputValidationError):
+                bus.replay("not/a/name")
+            bus.replay("d1", from_seq=11)
+            got = await collect(events, 10)
+            assert order_ids(got) == [f"o{n}" for n in range(11, 21)]
+        async with hbtrio.open_bus(broker.url, replay_from_seq=1) as bus, bus.subscribe() as ev:
+            got = await collect(ev, 11)
+            assert isinstance(got[0], hbtrio.ErrorEvent) and got[0].kind == "BusGap"
+            assert "10 events of daemon d1" in got[0].error
+            assert order_ids(got[1:]) == [f"o{n}" for n in range(11, 21)]
+            assert bus.stats.lost == 10
+        nursery.cancel_scope.cancel()
+    sink.close()
+
+
+async def test_bad_replay_requests_are_ignored(broker: Broker, tmp_path: Path) -> None:
+    sink = MqttSink(sink_config(broker, tmp_path / "spool"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sink.run)
+        async with open_link(parse_broker_url(broker.url), client_id="bad") as link:
+            await wait_for(lambda: sink.connected)
+            link.publish(sink.request_topic, b"not json", qos=1)
+            bad_id = b'{"consumer":"a/b","request_id":"x"}'
+            link.publish(sink.request_topic, bad_id, qos=1)
+            link.publish("hbtrio/master_account/orders/x/y", b"garbage", qos=1)
+            async with (
+                hbtrio.open_bus(broker.url, replay_from_time=0.0) as bus,
+                bus.subscribe(OrderUpdate) as events,
+            ):
+                sink.write(order_event(1))
+                assert order_ids(await collect(events, 1)) == ["o1"]
+        assert sink.replays == 1  # only the consumer's
+        nursery.cancel_scope.cancel()
+    sink.close()
+
+
+def test_every_event_type_has_its_topic() -> None:
+    from hbtrio.bus._protocol import route
+    from hbtrio.events import (
+        CandleUpdate,
+        ConnectionStateChanged,
+        ErrorEvent,
+        MarketTrades,
+        TickerUpdate,
+    )
+    from hbtrio.models import Candle, ConnectionState, Ticker
+
+    ticker = Ticker(
+        exchange="binance",
+        market="BTC-USDT",
+        bid=Decimal(1),
+        ask=Decimal(2),
+        last=Decimal(1),
+        volume=Decimal(1),
+        timestamp=1,
+    )
+    candle = Candle(
+        timestamp=1,
+        open=Decimal(1),
+        high=Decimal(1),
+        low=Decimal(1),
+        close=Decimal(1),
+        volume=Decimal(1),
+    )
+    cases = {
+        "hbtrio/market/binance/BTC-USDT/ticker": TickerUpdate(ticker=ticker),
+        "hbtrio/market/binance/BTC-USDT/trades": MarketTrades(
+            exchange="binance", market="BTC-USDT", trades=()
+        ),
+        "hbtrio/market/binance/BTC-USDT/candles/1m": CandleUpdate(
+            exchange="binance", market="BTC-USDT", interval="1m", candle=candle
+        ),
+        "hbtrio/daemon/d/connection": ConnectionStateChanged(
+            old=ConnectionState.CONNECTING, new=ConnectionState.CONNECTED
+        ),
+        "hbtrio/daemon/d/errors": ErrorEvent(error="x"),
+        "hbtrio/master_account/fills/binance/BTC-USDT": fill_event(1),
+    }
+    for topic, event in cases.items():
+        where = route("hbtrio", "d", event)
+        assert where.topic == topic
+        assert where.journaled == isinstance(event, TradeEvent)
+        assert where.qos == (1 if where.journaled else 0)
