@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from pathlib import Path
+from typing import Annotated, Self
 
 import msgspec
+
+from ..daemon._tables import DaemonConfigError, SinkBase, resolve_path
 
 __all__ = ["MqttSinkConfig"]
 
@@ -12,7 +16,7 @@ _Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 _Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class MqttSinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class MqttSinkConfig(SinkBase, tag="mqtt", frozen=True):
     """One MQTT sink: every event published to a broker (docs/bus.md).
 
     Credentials are never written here in clear: ``credentials_env`` names an
@@ -20,7 +24,6 @@ class MqttSinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     ``user:password``.
 
     Attributes:
-        type: ``"mqtt"``.
         url: The broker, ``mqtt://host:1883`` or ``mqtts://host:8883`` (TLS).
         spool_dir: Directory of the journal and spool (created when missing;
             one per sink).
@@ -40,7 +43,6 @@ class MqttSinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
         fsync: Whether each flush forces the journal to the disk.
     """
 
-    type: str = "mqtt"
     url: str
     spool_dir: str
     name: _Name = "hbtrio"
@@ -58,6 +60,35 @@ class MqttSinkConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     fsync: bool = True
 
     @property
-    def path(self) -> str:
+    def destination(self) -> str:
         """What the daemon's logs name this sink by (the broker URL)."""
         return self.url
+
+    def unique(self) -> tuple[str, str]:
+        """Two MQTT sinks may not share a spool directory.
+
+        Returns:
+            ``("spool_dir", spool_dir)``.
+        """
+        return "spool_dir", self.spool_dir
+
+    def finish(self, key: str, base: Path | None) -> Self:
+        """Resolve the paths; ``ca_file`` and ``credentials_file`` must be files.
+
+        Args:
+            key: Path of this table (``sinks[1]``), for error messages.
+            base: Directory relative paths are resolved against.
+
+        Returns:
+            The sink with absolute paths.
+
+        Raises:
+            DaemonConfigError: ``ca_file`` or ``credentials_file`` is not a file.
+        """
+        files: dict[str, str | None] = {}
+        for name in ("ca_file", "credentials_file"):
+            value = getattr(self, name)
+            files[name] = None if value is None else resolve_path(value, base)
+            if value is not None and not os.path.isfile(files[name] or ""):
+                raise DaemonConfigError(f"{key}.{name}", f"{value} is not a file")
+        return msgspec.structs.replace(self, spool_dir=resolve_path(self.spool_dir, base), **files)

@@ -19,7 +19,6 @@ closed), flushes and closes the sinks, all within ``supervisor.stop_timeout``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import msgspec
 import trio
 
 from .._core.backoff import Backoff
@@ -193,7 +193,7 @@ class Daemon:
                         self.exit_code = EXIT_ERROR
                         nursery.cancel_scope.cancel()
                         return self.exit_code
-                    bound = dataclasses.replace(http, port=self.health_port).listen
+                    bound = msgspec.structs.replace(http, port=self.health_port).listen
                     self.log.info(
                         "health endpoint listening",
                         extra={
@@ -210,7 +210,7 @@ class Daemon:
                         "fields": {
                             "server": f"{self.config.client.host}:{self.config.client.port}",
                             "subscriptions": len(self.config.subscriptions),
-                            "sinks": ", ".join(sink.path for sink in self.config.sinks),
+                            "sinks": ", ".join(sink.destination for sink in self.config.sinks),
                             "pid": os.getpid(),
                         }
                     },

@@ -123,7 +123,7 @@ def test_bad_ca_file(tmp_path: Path) -> None:
 def test_sink_config_is_strict() -> None:
     decode = msgspec.json.Decoder(MqttSinkConfig).decode
     config = decode(b'{"url": "mqtt://h", "spool_dir": "/s"}')
-    assert config.name == "hbtrio" and config.path == "mqtt://h"
+    assert config.name == "hbtrio" and config.destination == "mqtt://h"
     with pytest.raises(msgspec.ValidationError, match="password"):
         decode(b'{"url": "mqtt://h", "spool_dir": "/s", "password": "x"}')
     with pytest.raises(msgspec.ValidationError):
