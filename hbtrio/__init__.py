@@ -22,12 +22,14 @@ from ._errors import NotFound as NotFound
 from ._errors import OrderError as OrderError
 from ._errors import OrderNotFound as OrderNotFound
 from ._errors import OrderOutcomeUnknown as OrderOutcomeUnknown
+from ._errors import OrderPending as OrderPending
 from ._errors import OrderRejected as OrderRejected
 from ._errors import PriceOutOfRange as PriceOutOfRange
 from ._errors import RequestError as RequestError
 from ._errors import RequestTimeout as RequestTimeout
 from ._errors import ServerError as ServerError
 from ._errors import SubscriptionError as SubscriptionError
+from ._open_bus import open_bus as open_bus
 from .events import CandleUpdate as CandleUpdate
 from .events import ConnectionStateChanged as ConnectionStateChanged
 from .events import ErrorEvent as ErrorEvent
@@ -88,6 +90,7 @@ __all__ = [
     "OrderError",
     "OrderNotFound",
     "OrderOutcomeUnknown",
+    "OrderPending",
     "OrderRejected",
     "OrderRequest",
     "OrderStatus",
@@ -108,5 +111,6 @@ __all__ = [
     "TradeEvent",
     "TradingRule",
     "__version__",
+    "open_bus",
     "open_client",
 ]

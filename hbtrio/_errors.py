@@ -4,12 +4,22 @@ Every exception carries a readable message and structured details where they
 apply (``status``, ``detail``, ``method``, ``path``, ``retryable``; order errors
 also carry the ``OrderRequest``). None of them ever contains
 the API key: messages are built from server answers and request metadata only,
-and the client scrubs any echo of the credential before raising.
+and every text an exception carries (message, ``detail``, ``reason``, excerpt) is
+scrubbed on construction of the credential pair of every open client, its base64
+forms and any ``Basic ...`` value (``scrub``); so are ``ErrorEvent`` texts and the
+lines of the ``hbtrio`` logger.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
+import re
+import threading
+import weakref
+from collections import Counter
 from typing import Any
+from urllib.parse import quote
 
 from .models import Order, OrderRequest
 
@@ -27,13 +37,131 @@ __all__ = [
     "OrderError",
     "OrderNotFound",
     "OrderOutcomeUnknown",
+    "OrderPending",
     "OrderRejected",
     "PriceOutOfRange",
     "RequestError",
     "RequestTimeout",
     "ServerError",
     "SubscriptionError",
+    "register_secret",
+    "scrub",
+    "scrub_text",
 ]
+
+REDACTED = "[redacted]"
+# "Basic <token>": any token but a plain lower-case word ("Basic authentication")
+_BASIC = re.compile(r"\b[Bb][Aa][Ss][Ii][Cc]\s+(?![a-z]+\b)[A-Za-z0-9+/=._~%-]+")
+
+
+class _Secrets:
+    """The credential pairs of the open clients and the pattern that finds them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._pattern: re.Pattern[str] | None = None
+
+    @staticmethod
+    def _forms(secret: str) -> set[str]:
+        raw = secret.encode()
+        forms = {secret, quote(secret, safe="")}
+        for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+            text = encoded.decode()
+            forms.update({text, text.rstrip("="), quote(text, safe="")})
+        return {f for f in forms if len(f) >= 3}
+
+    def add(self, secret: str) -> None:
+        with self._lock:
+            self._counts[secret] += 1
+            self._rebuild()
+
+    def remove(self, secret: str) -> None:
+        with self._lock:
+            self._counts[secret] -= 1
+            if self._counts[secret] <= 0:
+                del self._counts[secret]
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        forms: set[str] = set()
+        for secret in self._counts:
+            forms |= self._forms(secret)
+        if not forms:
+            self._pattern = None
+            return
+        ordered = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+
+    def scrub(self, text: str) -> str:
+        text = _BASIC.sub(f"Basic {REDACTED}", text)
+        pattern = self._pattern
+        return pattern.sub(REDACTED, text) if pattern is not None else text
+
+
+_SECRETS = _Secrets()
+
+
+def register_secret(owner: object, secret: str) -> None:
+    """Scrub ``secret`` (a credential pair) from every text while ``owner`` lives.
+
+    Args:
+        owner: The object holding the secret (a REST actor); when it is garbage
+            collected the secret is forgotten (unless another owner holds it).
+        secret: The credential pair ``user:password``.
+    """
+    _SECRETS.add(secret)
+    weakref.finalize(owner, _SECRETS.remove, secret)
+
+
+def scrub_text(text: str) -> str:
+    """``scrub`` for one string.
+
+    Args:
+        text: Any text (a server answer, a log line).
+
+    Returns:
+        The text without any credential of an open client.
+    """
+    return _SECRETS.scrub(text)
+
+
+def scrub(value: Any) -> Any:
+    """Remove every credential of an open client from a text (or nested JSON value).
+
+    Replaces the credential pair, its base64 forms (padded or not, URL-safe or
+    percent-encoded) and any ``Basic ...`` value with ``[redacted]``.
+
+    Args:
+        value: A string, or a list/dict of them (a 422 ``detail``); other values
+            are returned as they are.
+
+    Returns:
+        The scrubbed value.
+    """
+    if isinstance(value, str):
+        return _SECRETS.scrub(value)
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(scrub(v) for v in value)
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    return value
+
+
+class _ScrubFilter(logging.Filter):
+    """Scrubs every record of the ``hbtrio`` logger (message and arguments)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = _SECRETS.scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+logging.getLogger("hbtrio").addFilter(_ScrubFilter())
 
 
 class HbtrioError(Exception):
@@ -66,10 +194,11 @@ class HbtrioError(Exception):
         path: str | None = None,
         retryable: bool = False,
     ) -> None:
+        message = _SECRETS.scrub(message)
         super().__init__(message)
         self.message = message
         self.status = status
-        self.detail = detail
+        self.detail = scrub(detail)
         self.method = method
         self.path = path
         self.retryable = retryable
@@ -155,7 +284,7 @@ class MalformedResponse(RequestError):
 
     def __init__(self, message: str, *, excerpt: str = "", **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.excerpt = excerpt
+        self.excerpt = _SECRETS.scrub(excerpt)
 
     def __str__(self) -> str:
         base = super().__str__()
@@ -194,7 +323,7 @@ class OrderError(HbtrioError):
         super().__init__(message, **kw)
         self.request = request
         self.order_id = order_id
-        self.reason = reason
+        self.reason = None if reason is None else _SECRETS.scrub(reason)
 
 
 class InsufficientFunds(OrderError):
@@ -221,6 +350,28 @@ class OrderNotFound(OrderError, NotFound):
 class OrderRejected(OrderError):
     """The exchange rejected the order for a reason not mapped to a narrower type;
     ``reason`` keeps its raw text."""
+
+
+class OrderPending(OrderError):
+    """The order was placed and still ``SUBMITTED`` when ``wait_accepted`` gave up.
+
+    Not a ``TimeoutError``: the order exists, so retrying the placement would
+    duplicate it. Keep following it (``OrderUpdate`` events, ``get_order``).
+
+    Args:
+        message: What is known.
+        order: The order as last seen.
+        **kw: The order details (``request``, ``reason``) and the structured
+            details as for ``OrderError``.
+
+    Attributes:
+        order: The order as last seen (``SUBMITTED``).
+    """
+
+    def __init__(self, message: str, *, order: Order, **kw: Any) -> None:
+        kw.setdefault("order_id", order.order_id)
+        super().__init__(message, **kw)
+        self.order = order
 
 
 class OrderOutcomeUnknown(OrderError):

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar, overload
 import msgspec
 import trio
 
-from ._errors import InputValidationError, SubscriptionError
+from ._errors import InputValidationError, SubscriptionError, scrub
 from ._validation import check_range, check_seconds
 from .models import (
     Candle,
@@ -183,6 +183,12 @@ class ErrorEvent(Event, frozen=True):
 
     error: str
     kind: str = "HbtrioError"
+
+    def __post_init__(self) -> None:
+        # Server texts reach events (a WebSocket error, a failed poll): never the key.
+        clean = scrub(self.error)
+        if clean != self.error:
+            msgspec.structs.force_setattr(self, "error", clean)
 
 
 AnyEvent = (

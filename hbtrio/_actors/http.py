@@ -166,11 +166,13 @@ class _Expired(Exception):
 class _Conn:
     """One kept-alive connection: a non-blocking (TLS) socket."""
 
-    __slots__ = ("expired", "idle_since", "poller", "sock")
+    __slots__ = ("expired", "idle_since", "poller", "sent", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.idle_since = 0.0
+        # Whether the kernel accepted any byte of the current request (send_all).
+        self.sent = False
         # Set by the pool's watchdog when the current attempt's deadline passed.
         self.expired = False
         # A poll object per connection: asking it is one syscall and raises nothing.
@@ -202,6 +204,7 @@ class _Conn:
         """Write all of ``data``, waiting for the socket as needed."""
         sock = self.sock
         view = memoryview(data)
+        self.sent = False
         while view:
             try:
                 sent = sock.send(view)
@@ -215,6 +218,8 @@ class _Conn:
                     raise _Expired from None
                 await trio.lowlevel.wait_readable(sock)
                 continue
+            if sent:
+                self.sent = True
             view = view[sent:]
 
     async def receive_some(self) -> bytes:
@@ -554,14 +559,20 @@ class HttpPool:
         busy.add(conn)
         reusable = False
         expired = False
+        unsent = False
         try:
             try:
                 await conn.send_all(data)
                 response, reusable = await self._read_response(conn, method, path, body)
             except (*_TRANSPORT_ERRORS, _Expired) as exc:
-                if not conn.expired:
+                if conn.expired:
+                    expired = True
+                elif not conn.sent:
+                    # The pooled connection was dead before any byte of the request
+                    # left: not sent at all; it goes on another connection below.
+                    unsent = True
+                else:
                     raise self._translate(exc, True, method, path) from exc
-                expired = True
         finally:
             self._watched.pop(conn, None)
             busy.discard(conn)
@@ -576,7 +587,21 @@ class HttpPool:
                 f"no complete answer from {self._where} within {allowed:g} s",
                 method=method,
                 path=path,
-                retryable=False,
+                retryable=not conn.sent,
+            )
+        if unsent:
+            self.stats.discarded_stale += 1
+            written = [False]
+            with trio.move_on_at(deadline):
+                try:
+                    return await self._request(data, method, path, body, written, deadline)
+                except _TRANSPORT_ERRORS as exc:
+                    raise self._translate(exc, written[0], method, path) from exc
+            raise RequestTimeout(
+                f"no complete answer from {self._where} within {allowed:g} s",
+                method=method,
+                path=path,
+                retryable=not written[0],
             )
         return response
 
@@ -645,26 +670,36 @@ class HttpPool:
         except trio.WouldBlock:
             await slots.acquire()
         try:
-            conn = self._take_idle()
-            if conn is None:
-                conn = await self._connect(deadline)
-            else:
-                self.stats.reused += 1
-            busy = self._busy
-            busy.add(conn)
-            reusable = False
-            try:
-                written[0] = True
-                await conn.send_all(data)
-                response, reusable = await self._read_response(conn, method, path, body)
-            finally:
-                busy.discard(conn)
-                if reusable and not self._closed:
-                    conn.idle_since = trio.current_time()
-                    self._idle.append(conn)
+            while True:
+                conn = self._take_idle()
+                pooled = conn is not None
+                if conn is None:
+                    conn = await self._connect(deadline)
                 else:
-                    conn.close()
-            return response
+                    self.stats.reused += 1
+                busy = self._busy
+                busy.add(conn)
+                reusable = False
+                try:
+                    try:
+                        await conn.send_all(data)
+                    except BaseException as exc:
+                        if isinstance(exc, _TRANSPORT_ERRORS) and pooled and not conn.sent:
+                            # Dead before any byte left: not sent; try another connection.
+                            self.stats.discarded_stale += 1
+                            continue
+                        written[0] = conn.sent
+                        raise
+                    written[0] = True
+                    response, reusable = await self._read_response(conn, method, path, body)
+                finally:
+                    busy.discard(conn)
+                    if reusable and not self._closed:
+                        conn.idle_since = trio.current_time()
+                        self._idle.append(conn)
+                    else:
+                        conn.close()
+                return response
         finally:
             slots.release()
 
@@ -768,6 +803,10 @@ class HttpPool:
                 return await self._h11_response(conn, method, path, body, buf)
             elif lname == b"connection" and b"close" in value.lower():
                 reusable = False
+        if status >= 500 and content_type is not None and content_type.startswith("text/plain"):
+            # An unhandled exception's crash page (uvicorn/starlette): the server
+            # closes the connection right after it, without ``Connection: close``.
+            reusable = False
         if length is None:
             if status not in (204, 304):
                 return await self._h11_response(conn, method, path, body, buf)

@@ -56,6 +56,8 @@ from .._errors import (
     MalformedResponse,
     RequestTimeout,
     ServerError,
+    register_secret,
+    scrub_text,
 )
 from .._wire.errors import RejectionTable, error_from_response
 from .._wire.rest import HttpRequest
@@ -177,7 +179,7 @@ def is_certificate_error(exc: BaseException) -> bool:
 def _excerpt(body: bytes | None) -> str:
     if not body:
         return ""
-    text = body[:_EXCERPT].decode("utf-8", "replace")
+    text = scrub_text(body[:_EXCERPT].decode("utf-8", "replace"))
     return text + ("..." if len(body) > _EXCERPT else "")
 
 
@@ -214,6 +216,8 @@ class RestActor:
         self._timeout = config.timeout or None
         self.clock = clock
         self.observer = observer
+        # Server texts echoing the credential are scrubbed while this client lives.
+        register_secret(self, config.api_key)
 
     @staticmethod
     def _observe(observer: RequestObserver, req: HttpRequest, began: float, outcome: str) -> None:

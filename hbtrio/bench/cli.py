@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--contenders",
         type=_names(_CONTENDERS),
         default=_CONTENDERS,
-        help="comma-separated subset of hbtrio,peer,floor (default: all)",
+        help="comma-separated subset of " + ",".join(_CONTENDERS) + " (default: all)",
     )
     parser.add_argument(
         "--scenarios",

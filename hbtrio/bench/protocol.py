@@ -20,6 +20,8 @@ import msgspec
 __all__ = [
     "ALL_LATENCY_SCENARIOS",
     "ALL_SCENARIOS",
+    "BRIDGE_CONTENDERS",
+    "BRIDGE_SCENARIOS",
     "CONTENDERS",
     "EXTRA_SCENARIOS",
     "AsyncContender",
@@ -37,6 +39,7 @@ __all__ = [
     "decode_command",
     "decode_reply",
     "encode",
+    "runs",
 ]
 
 #: Latency scenarios every contender runs (request/response round trips).
@@ -46,7 +49,24 @@ EXTRA_SCENARIOS: Final = ("order_event", "fanout", "memory")
 #: Every scenario, in the order they run.
 ALL_SCENARIOS: Final = (*ALL_LATENCY_SCENARIOS, "throughput", *EXTRA_SCENARIOS, "stream")
 #: Every contender, in the order results are reported.
-CONTENDERS: Final = ("hbtrio", "peer", "floor")
+CONTENDERS: Final = ("hbtrio", "peer", "floor", "hbtrio-aio", "hbtrio-sync")
+#: hbtrio through its asyncio and blocking front doors (``hbtrio.aio``, ``hbtrio.sync``).
+BRIDGE_CONTENDERS: Final = ("hbtrio-aio", "hbtrio-sync")
+#: The only scenarios the bridge contenders run.
+BRIDGE_SCENARIOS: Final = ("order_place", "order_book")
+
+
+def runs(contender: str, scenario: str) -> bool:
+    """Whether a contender runs a scenario (the bridges run ``BRIDGE_SCENARIOS`` only).
+
+    Args:
+        contender: Contender name.
+        scenario: Scenario name.
+
+    Returns:
+        ``True`` when it does.
+    """
+    return contender not in BRIDGE_CONTENDERS or scenario in BRIDGE_SCENARIOS
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import msgspec
 
-from .protocol import CONTENDERS
+from .protocol import BRIDGE_CONTENDERS, CONTENDERS
 from .stats import LatencyHistogram
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
 
 #: Column order of contenders in RESULT lines and tables.
 CONTENDER_ORDER: Final = CONTENDERS
+#: Contenders every RESULT line names (``NA`` when missing); the bridges join where they ran.
+_CORE: Final = tuple(c for c in CONTENDERS if c not in BRIDGE_CONTENDERS)
 #: Identifier of the JSON file format.
 SCHEMA_ID: Final = "hbtrio-bench/1"
 _LATENCY_SCENARIOS: Final = ("order_place", "order_book", "ticker")
@@ -202,23 +204,23 @@ def result_lines(results: Results) -> list[str]:
         if scenario not in results.latency:
             continue
         parts = [f"RESULT scenario={scenario}"]
-        for c in CONTENDER_ORDER:
+        # The bridge contenders (issue #16) appear only where they have figures.
+        ran = results.latency[scenario]
+        for c in (c for c in CONTENDER_ORDER if c not in BRIDGE_CONTENDERS or c in ran):
             parts.append(f"{c}_p50_us={_fmt(_pct(results, scenario, c, 50))}")
             parts.append(f"{c}_p99_us={_fmt(_pct(results, scenario, c, 99))}")
         lines.append(" ".join(parts))
     for level in sorted(results.throughput):
         row = results.throughput[level]
         parts = [f"RESULT scenario=throughput concurrency={level}"]
-        parts += [f"{c}_per_s={_fmt(row[c].per_s if c in row else None)}" for c in CONTENDER_ORDER]
-        parts += [
-            f"{c}_cpu_us={_fmt(row[c].cpu_us if c in row else None)}" for c in CONTENDER_ORDER
-        ]
+        parts += [f"{c}_per_s={_fmt(row[c].per_s if c in row else None)}" for c in _CORE]
+        parts += [f"{c}_cpu_us={_fmt(row[c].cpu_us if c in row else None)}" for c in _CORE]
         lines.append(" ".join(parts))
     if results.stream:
         parts = ["RESULT scenario=stream"]
         parts += [
             f"{c}_per_s={_fmt(results.stream[c].per_s if c in results.stream else None)}"
-            for c in CONTENDER_ORDER
+            for c in _CORE
         ]
         lines.append(" ".join(parts))
     if "order_event" in results.extras:
@@ -284,7 +286,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
     """
     goals: list[Goal] = []
     for scenario in ("order_place", "order_book"):
-        h50, p50, f50 = (_pct(results, scenario, c, 50) for c in CONTENDER_ORDER)
+        h50, p50, f50 = (_pct(results, scenario, c, 50) for c in ("hbtrio", "peer", "floor"))
         goals.append(
             _goal(
                 f"{scenario}_p50_overhead",
@@ -335,6 +337,25 @@ def evaluate_goals(results: Results) -> list[Goal]:
             (_extra_pct(results, "order_event", 99),),
             lambda h: h < ORDER_EVENT_P99_GOAL_US,
             lambda h: f"hbtrio p99 {h / 1000:.1f} ms < {ORDER_EVENT_P99_GOAL_US / 1000:.0f} ms",
+        )
+    )
+    # Issue #16: the asyncio bridge's cost, beside the official (asyncio) client.
+    a50, p50, f50 = (_pct(results, "order_place", c, 50) for c in ("hbtrio-aio", "peer", "floor"))
+    goals.append(
+        _goal(
+            "aio_order_place_p50_overhead",
+            (a50, p50, f50),
+            lambda a, p, f: a - f <= 0.5 * (p - f),
+            lambda a, p, f: f"hbtrio-aio-floor {a - f:.1f} us <= 0.5 x (peer-floor {p - f:.1f} us)",
+        )
+    )
+    a99, p99 = (_pct(results, "order_place", c, 99) for c in ("hbtrio-aio", "peer"))
+    goals.append(
+        _goal(
+            "aio_order_place_p99",
+            (a99, p99),
+            lambda a, p: a <= p,
+            lambda a, p: f"hbtrio-aio p99 {a:.1f} us <= peer p99 {p:.1f} us",
         )
     )
     return goals
@@ -641,6 +662,7 @@ def write_plot(results: Results, path: Path) -> str | None:
     if not panels:
         return "no latency figures to plot"
     colours = {"hbtrio": "tab:blue", "peer": "tab:orange", "floor": "tab:green"}
+    colours.update({"hbtrio-aio": "tab:purple", "hbtrio-sync": "tab:brown"})
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
     ticks = [0.0, 0.9, 0.99, 0.999, 0.9999]
     for ax, (title, per) in zip(axes[:, 0], panels, strict=True):

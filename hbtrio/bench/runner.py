@@ -51,6 +51,7 @@ from .protocol import (
     Stream,
     Target,
     Throughput,
+    runs,
 )
 from .report import (
     CONTENDER_ORDER,
@@ -131,7 +132,7 @@ class Settings:
     stream_rounds: int = 2
     event_samples: int = 200
     fanout_samples: int = 2000
-    contenders: tuple[str, ...] = ("hbtrio", "peer", "floor")
+    contenders: tuple[str, ...] = CONTENDERS
     scenarios: tuple[str, ...] = ALL_SCENARIOS
     sim_book_rate: float = 50.0
     stream_book_rate: float = 1000.0
@@ -538,12 +539,12 @@ class _Run:
                 self.call(name, "cleanup", Cleanup())
 
 
-def _total_steps(s: Settings, contenders: int, latency: Sequence[str]) -> int:
-    steps = s.rounds * len(latency) * contenders
+def _total_steps(s: Settings, names: Sequence[str], latency: Sequence[str]) -> int:
+    steps = s.rounds * sum(runs(n, x) for n in names for x in latency)
     if "throughput" in s.scenarios:
-        steps += s.throughput_rounds * len(s.levels) * contenders
+        steps += s.throughput_rounds * len(s.levels) * sum(runs(n, "throughput") for n in names)
     if "stream" in s.scenarios:
-        steps += s.stream_rounds * contenders
+        steps += s.stream_rounds * sum(runs(n, "stream") for n in names)
     return steps + sum(1 for x in ("order_event", "fanout", "memory") if x in s.scenarios)
 
 
@@ -555,6 +556,8 @@ def _run_scenarios(run: _Run, before_stream: Callable[[], None] | None = None) -
         n = min(s.batch, s.samples - r * s.batch)
         for scenario in latency:
             for name in run.order(r):
+                if not runs(name, scenario):
+                    continue
                 warmup = s.warmup
                 if (name, scenario) not in first_batch:
                     first_batch.add((name, scenario))
@@ -569,6 +572,8 @@ def _run_scenarios(run: _Run, before_stream: Callable[[], None] | None = None) -
         for r in range(s.throughput_rounds):
             for level in s.levels:
                 for name in run.order(r + level):
+                    if not runs(name, "throughput"):
+                        continue
                     reply = run.call(name, "throughput", Throughput(level, s.throughput_window))
                     if reply is not None:
                         results.throughput_of(level, name).add(
@@ -595,9 +600,13 @@ def _run_scenarios(run: _Run, before_stream: Callable[[], None] | None = None) -
         if before_stream is not None:
             before_stream()
             for name in list(run.workers):  # re-open kept-alive connections, untimed
+                if not runs(name, "stream"):
+                    continue
                 run.call(name, "stream", Latency("order_book", 0, 3))
         for r in range(s.stream_rounds):
             for name in run.order(r):
+                if not runs(name, "stream"):
+                    continue
                 reply = run.call(name, "stream", Stream(s.stream_window))
                 if reply is not None:
                     results.stream_of(name).add(reply.count, reply.wall_s, reply.cpu_s)
@@ -617,7 +626,7 @@ def _start_workers(run: _Run, targets: dict[str, Target], logdir: Path) -> None:
             continue
         entry["account"] = target.account
         run.accounts[name] = target.account
-        if name == "hbtrio" and (missing := availability()) is not None:
+        if name.startswith("hbtrio") and (missing := availability()) is not None:
             entry["note"] = missing
             run.progress.note(f"note: skipping hbtrio: {missing}")
             continue
@@ -682,9 +691,7 @@ def run_bench(
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     latency = [x for x in ALL_LATENCY_SCENARIOS if x in settings.scenarios]
-    progress = Progress(
-        _total_steps(settings, len(settings.contenders), latency), enabled=show_progress
-    )
+    progress = Progress(_total_steps(settings, settings.contenders, latency), enabled=show_progress)
     run = _Run(settings, results, progress)
     sim: SimProcess | None = None
     with tempfile.TemporaryDirectory(prefix="hbtrio-bench-") as tmp:
@@ -731,7 +738,7 @@ def run_bench(
                     "no contender could start: "
                     + "; ".join(f"{n}: {c['note']}" for n, c in results.contenders.items())
                 )
-            progress.total = _total_steps(settings, len(run.workers), latency)
+            progress.total = _total_steps(settings, list(run.workers), latency)
             before_stream: Callable[[], None] | None = None
             if sim is not None:
                 port = parse_target_url(url)[1]

@@ -202,6 +202,14 @@ def _make(name: str) -> tuple[Callable[[_Channel, Any], None], Any]:
         from .contender_hbtrio import HbtrioContender
 
         return _run_trio, HbtrioContender()
+    if name == "hbtrio-aio":
+        from .contender_bridges import AioContender
+
+        return _run_asyncio, AioContender()
+    if name == "hbtrio-sync":
+        from .contender_bridges import SyncBridgeContender
+
+        return _run_sync, SyncBridgeContender()
     raise SystemExit(f"unknown contender {name!r}; expected one of {', '.join(CONTENDERS)}")
 
 
@@ -216,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.stderr.write("usage: python -m hbtrio.bench.worker {floor|peer|hbtrio}\n")
+        sys.stderr.write(f"usage: python -m hbtrio.bench.worker {{{'|'.join(CONTENDERS)}}}\n")
         return 2
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol

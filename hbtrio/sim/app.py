@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 import msgspec
 import trio
 
-from .engine import Fill, RequestRejected, SimOrder
+from .engine import FILLED, Fill, RequestRejected, SimOrder
 from .liquidity import INTERVALS, candle_records
 from .state import OrderLogEntry, SimState
 
@@ -275,6 +275,37 @@ def _order_json(o: SimOrder) -> dict[str, Any]:
     }
 
 
+def _unknown_row(o: SimOrder) -> dict[str, Any]:
+    """The history row of an order rejected before the exchange acknowledged it.
+
+    The real server's recorder inserts a row only on acknowledgement; an order
+    failing before that gets a row without its details (protocol-more.md section 12).
+    """
+    return {
+        "order_id": o.order_id,
+        "account_name": o.account,
+        "connector_name": o.connector,
+        "trading_pair": "UNKNOWN",
+        "trade_type": "UNKNOWN",
+        "order_type": "UNKNOWN",
+        "amount": 0.0,
+        "price": None,
+        "status": o.status,
+        "filled_amount": 0.0,
+        "average_fill_price": None,
+        "fee_paid": 0.0,
+        "fee_currency": None,
+        "created_at": _iso(o.created_at),
+        "updated_at": _iso(o.updated_at),
+        "exchange_order_id": None,
+        "error_message": o.error_message,
+    }
+
+
+def _acknowledged(o: SimOrder) -> bool:
+    return o.exchange_order_id is not None
+
+
 def _fill_json(f: Fill) -> dict[str, Any]:
     return {
         "trade_id": f.trade_id,
@@ -471,6 +502,7 @@ class SimApp:
         status = 200
         headers: list[tuple[bytes, bytes]] = []
         content_type = b"application/json"
+        crashed = False
         method = scope["method"]
         route, methods, params = self._match(scope["path"])
         self.state.requests[(method, route)] += 1
@@ -506,6 +538,7 @@ class SimApp:
             status = exc.status
             content_type = b"text/plain; charset=utf-8"
             payload = exc.text.encode()
+            crashed = True
         if settings.latency_ms:
             await trio.sleep(settings.latency_ms / 1000)
         if stall:
@@ -524,6 +557,13 @@ class SimApp:
                 ],
             }
         )
+        if crashed:
+            # An unhandled exception on the real server: the 500 goes out (without
+            # ``Connection: close``), then the TCP connection is closed. The answer is
+            # complete (content-length) but never ended, so the server drops the
+            # connection instead of keeping it alive.
+            await send({"type": "http.response.body", "body": payload, "more_body": True})
+            return
         await send({"type": "http.response.body", "body": payload})
 
     # ------------------------------------------------------------- handlers
@@ -681,10 +721,22 @@ class SimApp:
         v.done()
         del position_action
         assert amount is not None
+        if (account, connector) in self.settings.no_credentials and account in self.engine.accounts:
+            # The real server builds the account's connector before placing; without
+            # credentials that fails, wrapped in a 500 (protocol-more.md section 12).
+            cls = f"{connector.title().replace('_', '')}Exchange"
+            raise HTTPError(
+                500,
+                f"Unexpected error placing trade: {cls}.__init__() missing 2 required "
+                f"positional arguments: '{connector}_api_key' and '{connector}_api_secret'",
+            )
+        estimate = self._price_estimate(connector, pair, side) if order_type == "MARKET" else None
         try:
             order = self.engine.place(account, connector, pair, side, order_type, amount, price)
         except RequestRejected as exc:
             raise HTTPError(exc.status, exc.detail) from None
+        if estimate is not None and self.real:
+            self.state.price_estimates[order.order_id] = estimate
         self.state.order_log.append(OrderLogEntry(order.order_id, data, order.created_at))
         if order.filled or order.status != "FAILED":
             self.state.simulation.replenish(connector, pair)
@@ -700,6 +752,14 @@ class SimApp:
             "price": None if raw_price is None else str(price),
             "status": "submitted",
         }
+
+    def _price_estimate(self, connector: str, pair: str, side: str) -> Decimal:
+        """What the real server passes to the connector as a MARKET order's price."""
+        market = self.engine.markets.get((connector, pair))
+        if market is None:
+            return Decimal(1)
+        best = market.book.best_ask() if side == "BUY" else market.book.best_bid()
+        return best if best is not None else Decimal(1)
 
     async def _cancel(self, params: dict[str, str], body: bytes, q: dict[str, list[str]]) -> Any:
         try:
@@ -738,12 +798,35 @@ class SimApp:
         page = orders[:limit]
         has_more = len(orders) > limit
         return _page(
-            [_order_json(o) for o in page],
+            [self._active_json(o) for o in page],
             limit,
             has_more,
             page[-1].order_id if has_more else None,
             total,
         )
+
+    def _active_json(self, o: SimOrder) -> dict[str, Any]:
+        row = _order_json(o)
+        if not self.real:
+            return row
+        # The real server lists the connector's in-flight orders (protocol-more.md
+        # section 12): fill details are always null, created_at is the connector's
+        # clock (minutes behind), a MARKET order shows the price estimate, and a
+        # FILLED order waiting for its fill events keeps its previous status.
+        if (
+            o.status == FILLED
+            and o.status_before is not None
+            and self.engine.clock() - o.updated_at < self.settings.fill_wait
+        ):
+            row["status"] = o.status_before
+        row["average_fill_price"] = None
+        row["fee_paid"] = None
+        row["fee_currency"] = None
+        row["error_message"] = None
+        row["created_at"] = _iso(self.state.connector_clock(o.created_at))
+        if o.price is None:
+            row["price"] = self.state.price_estimates.get(o.order_id, Decimal(1))
+        return row
 
     @staticmethod
     def _time_window(v: _Validator) -> tuple[float, float]:
@@ -763,10 +846,17 @@ class SimApp:
         start, end = self._time_window(v)
         v.done()
         wanted = status.upper() if status else None
+        pairs = v.data.get("trading_pairs")
+        real = self.real
         matching = [
             o
             for o in reversed(self.engine.order_list)
-            if keep(o) and start <= o.created_at <= end and (wanted is None or o.status == wanted)
+            if keep(o)
+            and start <= o.created_at <= end
+            and (wanted is None or o.status == wanted)
+            # the real server's detail-less row of an unacknowledged failure has
+            # trading_pair "UNKNOWN": a trading_pairs filter hides it
+            and not (real and pairs and not _acknowledged(o))
         ]
         total = len(matching)
         rows = matching
@@ -785,7 +875,10 @@ class SimApp:
         else:
             last = page[-1]
             next_cursor = f"{_iso(last.created_at)}|{last.order_id}"
-        return _page([_order_json(o) for o in page], limit, has_more, next_cursor, total)
+        rows_json = [
+            _order_json(o) if not real or _acknowledged(o) else _unknown_row(o) for o in page
+        ]
+        return _page(rows_json, limit, has_more, next_cursor, total)
 
     async def _trades(self, params: dict[str, str], body: bytes, q: dict[str, list[str]]) -> Any:
         v = _Validator(_decode_body(body))

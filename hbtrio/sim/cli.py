@@ -149,6 +149,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=5.0,
         help="close idle kept-alive connections after N seconds (5)",
     )
+    _add_rest_real_arguments(parser)
+
+
+def _no_credentials(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        account, sep, connector = item.partition(":")
+        if not sep or not account or not connector:
+            raise argparse.ArgumentTypeError("must be ACCOUNT:CONNECTOR[,ACCOUNT:CONNECTOR...]")
+        pairs.append((account, connector))
+    return tuple(pairs)
+
+
+def _add_rest_real_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the REST side of the real server's behaviour (docs/simulator.md)."""
+    parser.add_argument(
+        "--terminal-linger",
+        type=_non_negative,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a finished order stays in orders/active (0 with --quirks real, else 1)",
+    )
+    parser.add_argument(
+        "--no-credentials",
+        type=_no_credentials,
+        action="extend",
+        default=[],
+        metavar="ACCOUNT:CONNECTOR[,...]",
+        help="accounts without exchange credentials for a connector: placing there "
+        "answers 500 'Unexpected error placing trade: ...'",
+    )
 
 
 async def _main(args: argparse.Namespace, api_key: str) -> int:
@@ -192,6 +225,8 @@ async def _main(args: argparse.Namespace, api_key: str) -> int:
                     drop_ws_after_msgs=args.drop_ws_after_msgs,
                     stall_rate=args.stall_rate,
                     idle_timeout=args.idle_timeout,
+                    terminal_linger=args.terminal_linger,
+                    no_credentials=args.no_credentials,
                     shutdown_trigger=trigger,
                     task_status=task_status,
                 )

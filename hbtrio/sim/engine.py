@@ -223,6 +223,7 @@ class SimOrder:
         exchange_order_id: The simulated exchange id, once accepted.
         error_message: Reason of a ``FAILED`` order.
         internal: Whether the order belongs to the simulated market makers.
+        status_before: The last live status of a finished order (``None`` while live).
     """
 
     order_id: str
@@ -245,6 +246,7 @@ class SimOrder:
     exchange_order_id: str | None = None
     error_message: str | None = None
     internal: bool = False
+    status_before: str | None = None
 
     @property
     def remaining(self) -> Decimal:
@@ -579,6 +581,9 @@ class Engine:
             allowed range.
         clock: Wall clock, epoch seconds.
         terminal_linger: Seconds a finished order stays listed among the active orders.
+        fill_wait: Seconds a ``FILLED`` order stays listed among the active orders
+            at least, still showing its status before the last fill (the real
+            server waits for the fill events before it drops a filled order).
     """
 
     def __init__(
@@ -591,8 +596,10 @@ class Engine:
         price_band: tuple[Decimal, Decimal] = (Decimal("0.5"), Decimal("1.5")),
         clock: Callable[[], float] = time.time,
         terminal_linger: float = 1.0,
+        fill_wait: float = 0.0,
     ) -> None:
         self.clock = clock
+        self.fill_wait = fill_wait
         self.fee_rate = fee_rate
         self.price_band = price_band
         self.terminal_linger = terminal_linger
@@ -669,10 +676,13 @@ class Engine:
             The listed orders, in creation order.
         """
         now = self.clock()
+        linger = self.terminal_linger
+        filled_linger = max(linger, self.fill_wait)
         stale = [
             oid
             for oid, o in self.active.items()
-            if o.is_terminal and now - o.updated_at >= self.terminal_linger
+            if o.is_terminal
+            and now - o.updated_at >= (filled_linger if o.status == FILLED else linger)
         ]
         for oid in stale:
             del self.active[oid]
@@ -989,6 +999,7 @@ class Engine:
         wallet.reserved[token] -= amount
 
     def _finish(self, order: SimOrder, status: str) -> None:
+        order.status_before = order.status
         order.status = status
         order.updated_at = self.clock()
         self._release(order, order.reserved)

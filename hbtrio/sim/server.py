@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -127,7 +127,10 @@ async def serve(
     drop_ws_after_msgs: int | None = None,
     stall_rate: float = 0.0,
     idle_timeout: float = 5.0,
-    terminal_linger: float = 1.0,
+    terminal_linger: float | None = None,
+    fill_wait: float | None = None,
+    connector_clock_refresh: float | None = None,
+    no_credentials: Iterable[tuple[str, str]] = (),
     shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
     task_status: trio.TaskStatus[SimInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -160,15 +163,43 @@ async def serve(
         drop_ws_after_msgs: Close every WebSocket (1001) after it sent this many messages.
         stall_rate: Share of REST requests processed but never answered.
         idle_timeout: Seconds after which an idle kept-alive connection is closed.
-        terminal_linger: Seconds a finished order stays listed by ``orders/active``.
+        terminal_linger: Seconds a finished order stays listed by ``orders/active``
+            (default: 0 with ``quirks="real"``, it vanishes at once; 1 otherwise).
+        fill_wait: Seconds a ``FILLED`` order stays listed by ``orders/active``
+            with its previous status and ``filled_amount == amount`` (default:
+            0.5 with ``quirks="real"``, as the real server waits for the fill
+            events; 0 otherwise).
+        connector_clock_refresh: Seconds between refreshes of the clock stamping
+            ``created_at`` in ``orders/active`` (default: 300 with
+            ``quirks="real"``, so it is minutes behind; 0, the exact time, otherwise).
+        no_credentials: ``(account, connector)`` pairs without exchange
+            credentials: placing there answers 500 ``Unexpected error placing
+            trade: ...`` as the real server does.
         shutdown_trigger: Awaited; when it returns, WebSockets are closed with
             1001 and the server stops gracefully.
         task_status: Receives the ``SimInfo`` once listening.
 
     Raises:
-        ValueError: ``accounts`` is empty, repeats a name or holds an invalid one.
+        ValueError: ``accounts`` is empty, repeats a name or holds an invalid one,
+            or a duration is negative or infinite.
     """
     account_names = check_accounts(accounts)
+    real = quirks == "real"
+    linger = (0.0 if real else 1.0) if terminal_linger is None else float(terminal_linger)
+    wait = (0.5 if real else 0.0) if fill_wait is None else float(fill_wait)
+    refresh = (
+        (300.0 if real else 0.0)
+        if connector_clock_refresh is None
+        else float(connector_clock_refresh)
+    )
+    for name, value in (
+        ("terminal_linger", linger),
+        ("fill_wait", wait),
+        ("connector_clock_refresh", refresh),
+    ):
+        if not value >= 0 or math.isinf(value):
+            raise ValueError(f"{name} must be finite and >= 0")
+    lacking = frozenset((str(a), str(c)) for a, c in no_credentials)
 
     from hypercorn.trio import serve as hypercorn_serve
 
@@ -190,13 +221,18 @@ async def serve(
         drop_ws_after_msgs=drop_ws_after_msgs,
         stall_rate=stall_rate,
         accounts=account_names,
+        terminal_linger=linger,
+        fill_wait=wait,
+        connector_clock_refresh=refresh,
+        no_credentials=lacking,
     )
     simulation = Simulation(
         seed=seed,
         accounts=account_names,
         book_change_rate=book_change_rate,
-        terminal_linger=terminal_linger,
+        terminal_linger=linger,
     )
+    simulation.engine.fill_wait = wait
     state = SimState(settings, simulation)
     signals = MarketSignals()
     simulation.engine.listeners.append(signals)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import hmac
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from .engine import Engine, Market
@@ -47,6 +49,15 @@ class SimSettings:
         stall_rate: Share of REST answers never sent.
         portfolio_cache_s: Age after which ``--quirks real`` refreshes its cached portfolio.
         accounts: User account names; each holds the default balances on every connector.
+        terminal_linger: Seconds a finished order stays listed by ``orders/active``
+            (``--quirks real``: 0, it vanishes at once).
+        fill_wait: Seconds a ``FILLED`` order stays listed by ``orders/active`` with
+            its previous status and ``filled_amount == amount`` (``--quirks real``).
+        connector_clock_refresh: Seconds between refreshes of the connector clock
+            that stamps ``created_at`` in ``orders/active`` (``--quirks real``: 300;
+            0: the exact time).
+        no_credentials: ``(account, connector)`` pairs configured without exchange
+            credentials: placing there answers 500 ``Unexpected error placing trade: ...``.
     """
 
     api_key: str = "admin:admin"
@@ -63,6 +74,10 @@ class SimSettings:
     stall_rate: float = 0.0
     portfolio_cache_s: float = 300.0
     accounts: tuple[str, ...] = ("master_account",)
+    terminal_linger: float = 1.0
+    fill_wait: float = 0.0
+    connector_clock_refresh: float = 0.0
+    no_credentials: frozenset[tuple[str, str]] = frozenset()
 
     def __repr__(self) -> str:
         return (
@@ -72,7 +87,10 @@ class SimSettings:
             f"book_change_rate={self.book_change_rate}, latency_ms={self.latency_ms}, "
             f"error_rate={self.error_rate}, drop_ws_after_s={self.drop_ws_after_s}, "
             f"drop_ws_after_msgs={self.drop_ws_after_msgs}, stall_rate={self.stall_rate}, "
-            f"accounts={self.accounts!r})"
+            f"accounts={self.accounts!r}, terminal_linger={self.terminal_linger}, "
+            f"fill_wait={self.fill_wait}, "
+            f"connector_clock_refresh={self.connector_clock_refresh}, "
+            f"no_credentials={sorted(self.no_credentials)!r})"
         )
 
 
@@ -111,6 +129,9 @@ class SimState:
         ws_closers: Callables closing each live WebSocket session (shutdown uses them).
         portfolio_cache: ``(time, state)`` of the ``--quirks real`` portfolio cache.
         change_hooks: Per-market callbacks run after every book or trade change.
+        started_at: Epoch seconds at which the simulator started.
+        price_estimates: The price a ``--quirks real`` server shows for each
+            ``MARKET`` order in ``orders/active`` (its estimate at placement).
     """
 
     settings: SimSettings
@@ -121,6 +142,8 @@ class SimState:
     ws_closers: set[Callable[[int], None]] = field(default_factory=set)
     portfolio_cache: tuple[float, dict[str, Any]] | None = None
     change_hooks: list[Callable[[Market], None]] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    price_estimates: dict[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.fault_rng = random.Random(f"{self.settings.seed}:faults")
@@ -133,6 +156,30 @@ class SimState:
     def engine(self) -> Engine:
         """The matching engine."""
         return self.simulation.engine
+
+    #: How far behind the connector clock is when the simulator starts (a server
+    #: running for a while: its connectors were created minutes before).
+    CONNECTOR_CLOCK_LAG_AT_START = 240.0
+
+    def connector_clock(self, when: float) -> float:
+        """The connector clock at epoch second ``when``: its last refresh.
+
+        The real server stamps ``created_at`` of ``orders/active`` with its
+        connector's clock, which moves only when the connector is created and at
+        each refresh (every 5 minutes), so it is minutes behind. The simulator's
+        clock was last set ``CONNECTOR_CLOCK_LAG_AT_START`` seconds before it started.
+
+        Args:
+            when: Epoch seconds.
+
+        Returns:
+            The clock's reading then (``when`` itself when refreshes are off).
+        """
+        period = self.settings.connector_clock_refresh
+        if period <= 0:
+            return when
+        origin = self.started_at - min(self.CONNECTOR_CLOCK_LAG_AT_START, period)
+        return origin + period * ((when - origin) // period)
 
     def check_basic(self, token: bytes) -> bool:
         """Compare a Basic token (base64 of ``user:password``) in constant time.

@@ -271,3 +271,25 @@ def test_reference_docstrings_use_markdown_not_sphinx_roles(name: str) -> None:
     """mkdocstrings renders Markdown: a Sphinx role would show as raw text."""
     for where, doc in _docstrings(getattr(hbtrio, name)):
         assert not _SPHINX_ROLE.search(doc), f"{where}: Sphinx role in docstring"
+
+
+# -- the asyncio and blocking front doors ---------------------------------------------------
+
+import hbtrio.aio  # noqa: E402
+import hbtrio.sync  # noqa: E402
+
+ADAPTER_NAMES = [(m.__name__, n) for m in (hbtrio.aio, hbtrio.sync) for n in m.__all__]
+
+
+@pytest.mark.parametrize(("module", "name"), ADAPTER_NAMES)
+def test_adapter_names_are_in_the_reference_and_documented(module: str, name: str) -> None:
+    text = REFERENCE.read_text(encoding="utf-8")
+    assert re.search(rf"^:::\s+{re.escape(module)}\.{name}\s*$", text, re.M), f"{module}.{name}"
+    obj = getattr(hbtrio.aio if module == "hbtrio.aio" else hbtrio.sync, name)
+    if inspect.isclass(obj):
+        problems = check_class(name, obj)
+        for method_name, method in _public_methods(obj):
+            problems += check_callable(f"{name}.{method_name}", method)
+    else:
+        problems = check_callable(name, obj, always_raises=True)
+    assert not problems, "\n".join(problems)

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 import hbtrio
+import hbtrio.aio  # the snippets name hbtrio.aio and hbtrio.sync
+import hbtrio.sync
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FENCE = re.compile(r"^```python\n(.*?)^```", re.M | re.S)

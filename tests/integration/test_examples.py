@@ -70,6 +70,21 @@ EXPECTED: dict[str, list[str]] = {
         r"^refused: port - must be in 1\.\.65535$",
         r"^connected to Hummingbot API 1\.0\.1: state=CONNECTED$",
     ],
+    "asyncio_service": [
+        r"^GET /book -> 200 \{'bid': '\d[\d.]*', 'ask': '\d[\d.]*'\}$",
+        r"^concurrent requests answered: 5$",
+        r"^POST /orders -> 201 \{'order_id': '\S+', 'status': 'cancel requested'\}$",
+        r"^GET /nowhere -> 404$",
+        r"^service stopped; client closed: DISCONNECTED$",
+    ],
+    "blocking_script": [
+        r"^best bid \d[\d.]* / best ask \d[\d.]*$",
+        r"^panels refreshed: 4$",
+        r"^snapshot 2: mid \d",
+        r"^order \S+: CANCELLED$",
+        r"^typed error: OrderNotFound$",
+        r"^closed: DISCONNECTED$",
+    ],
     "anyio_task_group": [
         r"^ticker bid=\d[\d.]* ask=\d[\d.]*$",
         r"^books received: [1-9]\d*$",

@@ -214,6 +214,15 @@ async def test_real_quirks(nursery: trio.Nursery, sim_cert_dir: Path) -> None:
         assert zero.status == 500
         assert zero.headers["content-type"].startswith("text/plain")
         assert zero.body == b"Internal Server Error"
+        assert "connection" not in zero.headers  # no "Connection: close" ...
+        assert http._stream is not None
+        with trio.fail_after(5):  # ... but the server closes the connection
+            try:
+                leftover = await http._stream.receive_some(65536)
+            except trio.BrokenResourceError:
+                leftover = b""
+        assert leftover == b""
+        await http.aclose()
         await place_many(http, 3)
         first = (await http.post("/trading/orders/search", {"limit": 2})).json()
         assert first["pagination"]["next_cursor"] == "0:"

@@ -143,7 +143,13 @@ BASE = protocol.Target(host="127.0.0.1", port=8443, api_key="u:p")
 def test_contender_targets_own_accounts_on_a_started_simulator() -> None:
     targets = contender_targets(BASE, protocol.CONTENDERS, own_accounts=True)
     accounts = {name: t.account for name, t in targets.items()}
-    assert accounts == {"hbtrio": "bench_hbtrio", "peer": "bench_peer", "floor": "bench_floor"}
+    assert accounts == {
+        "hbtrio": "bench_hbtrio",
+        "peer": "bench_peer",
+        "floor": "bench_floor",
+        "hbtrio-aio": "bench_hbtrio-aio",
+        "hbtrio-sync": "bench_hbtrio-sync",
+    }
     assert len(set(accounts.values())) == len(protocol.CONTENDERS)
     for t in targets.values():  # same server, credential and market
         assert (t.host, t.port, t.api_key, t.connector, t.trading_pair) == (
@@ -245,7 +251,7 @@ def _run_with(accounts: dict[str, str]) -> tuple[runner._Run, list[tuple[str, st
 def test_cleanup_once_per_account() -> None:
     run, calls = _run_with(SIM_ACCOUNTS)
     run.cleanup()
-    assert sorted(calls) == [("floor", "Cleanup"), ("hbtrio", "Cleanup"), ("peer", "Cleanup")]
+    assert sorted(calls) == sorted((name, "Cleanup") for name in protocol.CONTENDERS)
     run, calls = _run_with({n: "master_account" for n in protocol.CONTENDERS})
     run.cleanup()
     assert calls == [("floor", "Cleanup")]

@@ -172,3 +172,24 @@ def test_plot_written_or_reason(tmp_path: Path) -> None:
     else:
         assert "matplotlib" in why
     assert write_plot(Results(), tmp_path / "empty.png") is not None
+
+
+def test_bridge_contenders_join_the_result_lines_where_they_ran() -> None:
+    from hbtrio.bench import protocol
+    from hbtrio.bench.report import Results
+
+    results = Results()
+    for name, value in (("hbtrio", 300.0), ("peer", 900.0), ("floor", 200.0)):
+        results.latency_of("order_place", name).record_many([value] * 10)
+        results.latency_of("ticker", name).record_many([value] * 10)
+    results.latency_of("order_place", "hbtrio-aio").record_many([400.0] * 10)
+    lines = result_lines(results)
+    place = next(x for x in lines if x.startswith("RESULT scenario=order_place "))
+    ticker = next(x for x in lines if x.startswith("RESULT scenario=ticker "))
+    assert "hbtrio-aio_p50_us=" in place and "hbtrio-sync" not in place
+    assert "hbtrio-aio" not in ticker
+    goals = {g.name: g for g in evaluate_goals(results)}
+    assert goals["aio_order_place_p50_overhead"].met is True  # 200 <= 0.5 x 700
+    assert goals["aio_order_place_p99"].met is True
+    assert not protocol.runs("hbtrio-aio", "ticker") and protocol.runs("hbtrio-sync", "order_book")
+    assert protocol.runs("hbtrio", "stream")
