@@ -29,6 +29,7 @@ from ._errors import RequestError as RequestError
 from ._errors import RequestTimeout as RequestTimeout
 from ._errors import ServerError as ServerError
 from ._errors import SubscriptionError as SubscriptionError
+from ._open_bus import open_bus as open_bus
 from .events import CandleUpdate as CandleUpdate
 from .events import ConnectionStateChanged as ConnectionStateChanged
 from .events import ErrorEvent as ErrorEvent
@@ -110,5 +111,6 @@ __all__ = [
     "TradeEvent",
     "TradingRule",
     "__version__",
+    "open_bus",
     "open_client",
 ]

@@ -22,7 +22,7 @@ page 2 repeats page 1. ``Paging`` is the sans-IO state of one walk over a listin
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -173,7 +173,7 @@ async def walk(
     fetch: Callable[[PageRequest], Awaitable[Page[T]]],
     *,
     deadline: float | None = None,
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Yield every new item of a listing, page by page, as ``paging`` directs.
 
     Args:

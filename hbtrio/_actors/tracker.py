@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing
 from typing import Protocol
 
 import trio
 
 from .._core.tracker import OrderTracker
 from .._errors import HbtrioError
+from .._paging import PageRequest, Paging, walk
 from ..events import ErrorEvent, Event
 from ..models import Order, Page, Trade
 
@@ -139,6 +141,10 @@ class TrackerActor:
         self._lost_after = lost_after
         self._fill_overlap = fill_overlap
         self._missing_since: dict[str, float] = {}
+        # When this client placed each order it tracks (its own clock): the window
+        # of the history lookup, never the server's created_at of orders/active
+        # (the real server's connector clock there is minutes behind).
+        self._placed_at: dict[str, float] = {}
         self.tracker = tracker if tracker is not None else OrderTracker()
         self._clock = clock
         self._wakeup = trio.Event()
@@ -171,7 +177,9 @@ class TrackerActor:
             order: The order as the placement answer described it.
         """
         was_active = self.tracker.has_in_flight
-        self._emit(self.tracker.track(order, self._clock()))
+        now = self._clock()
+        self._placed_at.setdefault(order.order_id, now)
+        self._emit(self.tracker.track(order, now))
         if not was_active:
             self._wakeup.set()
 
@@ -241,10 +249,8 @@ class TrackerActor:
         open_ids = {order.order_id for order in open_orders}
         missing = [oid for oid in self.tracker.in_flight() if oid not in open_ids]
         if missing:
-            created = [o.created_at for oid in missing if (o := self.tracker.get(oid))]
-            start = (min(created) if created else self._clock()) - self._lookback
-            end = (max(created) if created else self._clock()) + self._lookback
-            history = await _find_in_history(rest, set(missing), max(0.0, start), end)
+            start, end = self._history_window(missing)
+            history = await _find_in_history(rest, set(missing), start, end)
         if self._fills_since is None:
             self._fills_since = self._clock() - self._lookback
         fills = await _all_fill_pages(rest, max(0.0, self._fills_since))
@@ -273,6 +279,23 @@ class TrackerActor:
             self._fills_since = max(self._fills_since, newest - self._fill_overlap)
         self.polls += 1
         await self._emit_waiting(events)
+
+    def _history_window(self, missing: list[str]) -> tuple[float | None, float | None]:
+        """Creation-time window of the history lookup of ``missing`` orders.
+
+        Orders this client placed: from their placement times, widened by
+        ``lookback``. Any other order (placed elsewhere, found in the listing) has
+        no reliable creation time (``created_at`` of ``orders/active`` may be minutes
+        behind): no bound then, the lookup pages back from the newest order.
+        """
+        placed = [self._placed_at.get(oid) for oid in missing]
+        known = [t for t in placed if t is not None]
+        live = set(self.tracker.in_flight())
+        for order_id in [oid for oid in self._placed_at if oid not in live]:
+            del self._placed_at[order_id]
+        if len(known) < len(placed):
+            return None, None
+        return max(0.0, min(known) - self._lookback), max(known) + self._lookback
 
     def _watch_missing(self, missing: list[str], found: Sequence[Order], now: float) -> None:
         """Give up fast polling for orders missing from every listing for too long."""
@@ -325,27 +348,36 @@ class TrackerActor:
 
 
 async def _find_in_history(
-    rest: TrackerRest, wanted: set[str], start: float, end: float
+    rest: TrackerRest, wanted: set[str], start: float | None, end: float | None
 ) -> list[Order]:
     """The orders of ``wanted`` found in the history created within ``[start, end]``.
 
-    Pages until every wanted order is found, the server has no more, or a page
-    brings nothing new (the real server repeats its first page: its order-search
-    cursor is broken), at most ``_MAX_PAGES`` pages.
+    Pages through the one paging primitive (``hbtrio._paging``): the server's
+    cursors, then by time when a cursor repeats (the real server's are all
+    ``"0:"``), so an order behind more than a page of newer ones is found; stops
+    once every wanted order is found, at the end, or after ``_MAX_PAGES`` pages.
     """
     found: dict[str, Order] = {}
-    seen: set[str] = set()
-    cursor: str | None = None
-    for _ in range(_MAX_PAGES):
-        page = await rest.get_order_history(start=start, end=end, limit=1000, cursor=cursor)
-        fresh = [o for o in page.items if o.order_id not in seen]
-        seen.update(o.order_id for o in fresh)
-        found.update((o.order_id, o) for o in fresh if o.order_id in wanted)
-        if len(found) == len(wanted) or not fresh or not page.has_more:
-            break
-        if not page.next_cursor or page.next_cursor == cursor:
-            break
-        cursor = page.next_cursor
+    paging: Paging[Order] = Paging(
+        key=lambda o: o.order_id,
+        stamp=lambda o: o.created_at or None,
+        end_ms=None if end is None else int(end * 1000),
+        max_pages=_MAX_PAGES,
+    )
+
+    async def fetch(request: PageRequest) -> Page[Order]:
+        # end_ms back to seconds (half a millisecond up, so it truncates to end_ms)
+        until = None if request.end_ms is None else (request.end_ms + 0.5) / 1000
+        return await rest.get_order_history(
+            start=start, end=until, limit=1000, cursor=request.cursor
+        )
+
+    async with aclosing(walk(paging, fetch)) as orders:
+        async for order in orders:
+            if order.order_id in wanted:
+                found[order.order_id] = order
+                if len(found) == len(wanted):
+                    break
     return list(found.values())
 
 

@@ -9,7 +9,6 @@ account's fills live here too.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from decimal import Decimal
@@ -29,6 +28,7 @@ from .._errors import (
     OrderOutcomeUnknown,
     RequestTimeout,
 )
+from .._paging import PageRequest, Paging, walk
 from .._validation import (
     check_account,
     check_enum,
@@ -84,7 +84,10 @@ class OrdersPart(Part):
         super().__init__(config, rest, engine)
         # Ids of orders this client returned (newest last, at most _MAX_PLACED_IDS):
         # reconciliation never hands out one of them for another request.
-        self._placed_ids: dict[str, None] = {}
+        self._placed_ids: dict[str, Order | None] = {}
+        # Whether the order search's cursors were found to repeat (the real server):
+        # later walks page by time at once (see hbtrio._paging).
+        self._search_cursors_broken = False
         # Identical placements in flight or left unknown: a lone match is returned
         # by reconciliation only when no rival could have created it.
         self._placements = PlacementLedger(MATCH_SLACK)
@@ -326,9 +329,8 @@ class OrdersPart(Part):
                 self._placements.settle(entry)
             else:  # unknown, or cancelled mid-request: a rival of identical placements
                 self._placements.leave_unknown(entry, self._rest.clock())
-        self._remember_placed(placed.order_id)
         now = self._rest.clock()
-        return Order(
+        order = Order(
             order_id=placed.order_id,
             account=placed.account or request.account,
             exchange=placed.exchange or request.exchange,
@@ -341,12 +343,25 @@ class OrdersPart(Part):
             created_at=now,
             updated_at=now,
         )
+        self._remember_placed(order.order_id, order)
+        return order
 
-    def _remember_placed(self, order_id: str) -> None:
+    def _remember_placed(self, order_id: str, order: Order | None = None) -> None:
         ids = self._placed_ids
-        ids[order_id] = None
+        ids[order_id] = order
         if len(ids) > _MAX_PLACED_IDS:
             del ids[next(iter(ids))]
+
+    def _known_order(self, order_id: str) -> Order | None:
+        """An order this client placed or tracks (completes detail-less history rows)."""
+        if self.tracker is not None:
+            order = self.tracker.get(order_id)
+            if order is not None:
+                return order
+        return self._placed_ids.get(order_id)
+
+    def _parse_orders(self, body: bytes) -> Page[Order]:
+        return wire.parse_orders_page(body, self._known_order)
 
     async def _reconcile(
         self, request: OrderRequest, lost: AmbiguousOutcome, entry: Placement
@@ -376,7 +391,7 @@ class OrdersPart(Part):
         rivals = self._placements.rivals(entry, start, end)
         if len(matches) == 1 and not unresolved_fills and not rivals:
             order = next(iter(matches.values()))
-            self._remember_placed(order.order_id)
+            self._remember_placed(order.order_id, order)
             logger.debug("reconciled lost placement to order %s", order.order_id)
             return order
         candidates = tuple(matches.values())
@@ -492,9 +507,11 @@ class OrdersPart(Part):
         for order in await self.get_open_orders(exchange=exchange, market=market):
             if order.order_id == order_id:
                 return order
+        # No trading-pair filter: the real server's row of an order rejected before
+        # acknowledgement has trading_pair "UNKNOWN", which such a filter hides.
         pages = self._history(
             exchange=exchange,
-            market=market,
+            market=None,
             start=None,
             end=None,
             status=None,
@@ -503,7 +520,7 @@ class OrdersPart(Part):
         )
         async with aclosing(pages):
             async for order in pages:
-                if order.order_id == order_id:
+                if order.order_id == order_id and (market is None or order.market == market):
                     return order
         return None
 
@@ -650,28 +667,24 @@ class OrdersPart(Part):
         """
         exchanges = None if exchange is None else [check_exchange(exchange)]
         markets = None if market is None else [check_market(market)]
-        out: dict[str, Order] = {}
-        cursor: str | None = None
-        for _ in range(_MAX_LIST_PAGES):
-            page = await self._rest.call(
+        paging: Paging[Order] = Paging(
+            key=_order_id, stamp=_created, max_pages=_MAX_LIST_PAGES, time_paging=False
+        )
+
+        async def fetch(request: PageRequest) -> Page[Order]:
+            return await self._rest.call(
                 wire.build_active_orders(
                     accounts=[self._account],
                     exchanges=exchanges,
                     markets=markets,
                     limit=1000,
-                    cursor=cursor,
+                    cursor=request.cursor,
                 ),
-                wire.parse_orders_page,
+                self._parse_orders,
             )
-            new = 0
-            for order in page.items:
-                if order.order_id not in out:
-                    out[order.order_id] = order
-                    new += 1
-            if not page.has_more or not page.next_cursor or page.next_cursor == cursor or not new:
-                break
-            cursor = page.next_cursor
-        return list(out.values())
+
+        async with aclosing(walk(paging, fetch)) as orders:
+            return [order async for order in orders]
 
     async def get_order_history(
         self,
@@ -712,7 +725,7 @@ class OrdersPart(Part):
             limit=check_range(limit, "limit"),
             cursor=check_cursor(cursor),
         )
-        return await self._rest.call(req, wire.parse_orders_page)
+        return await self._rest.call(req, self._parse_orders)
 
     def iter_order_history(
         self,
@@ -774,47 +787,38 @@ class OrdersPart(Part):
         page_size: int,
         max_pages: int,
     ) -> AsyncGenerator[Order, None]:
-        # The server lists newest first. When a cursor brings back only orders already
-        # seen (the real server's every cursor is "0:"), the cursor is given up and the
-        # next page is asked for by time instead: created at or before the oldest
-        # order of the last page (the boundary millisecond included, duplicates
-        # dropped). The iteration ends when a page brings nothing new.
-        seen: set[str] = set()
-        cursor: str | None = None
-        cursors_work = True
-        end_ms = to_millis(end)
-        for _ in range(max_pages):
-            page = await self._rest.call(
+        # The one paging primitive: the server's cursors while they bring something
+        # new, then by time (the real server's every cursor is "0:"); see _paging.
+        paging: Paging[Order] = Paging(
+            key=_order_id,
+            stamp=_created,
+            end_ms=to_millis(end),
+            max_pages=max_pages,
+            cursors_broken=self._search_cursors_broken,
+        )
+
+        async def fetch(request: PageRequest) -> Page[Order]:
+            return await self._rest.call(
                 wire.build_order_search(
                     accounts=[self._account],
                     exchanges=None if exchange is None else [exchange],
                     markets=None if market is None else [market],
                     status=status,
                     start_ms=to_millis(start),
-                    end_ms=end_ms,
+                    end_ms=request.end_ms,
                     limit=page_size,
-                    cursor=cursor,
+                    cursor=request.cursor,
                 ),
-                wire.parse_orders_page,
+                self._parse_orders,
             )
-            new = [o for o in page.items if o.order_id not in seen]
-            for order in new:
-                seen.add(order.order_id)
-                yield order
-            if not page.has_more:
-                return
-            if new and cursors_work and page.next_cursor:
-                cursor = page.next_cursor
-                continue
-            if not new and cursor is None:
-                return  # asked by time and nothing new: nothing more to reach
-            cursors_work = cursors_work and bool(new)
-            oldest = min((o.created_at for o in page.items if o.created_at), default=None)
-            if oldest is None:
-                return
-            boundary = math.ceil(oldest * 1000)
-            end_ms = boundary if end_ms is None else min(end_ms, boundary)
-            cursor = None
+
+        try:
+            async with aclosing(walk(paging, fetch)) as orders:
+                async for order in orders:
+                    yield order
+        finally:
+            if paging.cursors_broken:
+                self._search_cursors_broken = True
 
     async def get_trades(
         self,
@@ -853,6 +857,14 @@ class OrdersPart(Part):
             cursor=check_cursor(cursor),
         )
         return await self._rest.call(req, wire.parse_trades_page)
+
+
+def _order_id(order: Order) -> str:
+    return order.order_id
+
+
+def _created(order: Order) -> float | None:
+    return order.created_at or None
 
 
 def _placement_key(request: OrderRequest) -> tuple[object, ...]:

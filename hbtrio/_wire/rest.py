@@ -39,7 +39,7 @@ tickers (newer servers)       ``build_tickers``                  ``parse_tickers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -890,8 +890,29 @@ def parse_cancel(body: bytes) -> str:
     return raw if isinstance(raw, str) else raw.message
 
 
-def _order(raw: _Order) -> Order:
+_UNKNOWN = "UNKNOWN"
+
+KnownOrders = Callable[[str], Order | None]
+"""Looks an order id up among the orders a client knows (placed or tracked)."""
+
+
+def _order(raw: _Order, known: KnownOrders | None = None) -> Order | None:
     created = timestamp(raw.created_at, "created_at", default=0.0)
+    if _UNKNOWN in (raw.trade_type, raw.order_type, raw.trading_pair):
+        # The real server's history row of an order rejected before the exchange
+        # acknowledged it: no pair, side, type or amount (protocol-more.md section
+        # 12). Completed from what the client knows of the order; left out otherwise.
+        base = known(raw.order_id) if known is not None else None
+        if base is None:
+            return None
+        return msgspec.structs.replace(
+            base,
+            status=order_status(raw.status),
+            created_at=created or base.created_at,
+            updated_at=timestamp(raw.updated_at, "updated_at", default=created) or base.updated_at,
+            exchange_order_id=raw.exchange_order_id or base.exchange_order_id,
+            error_message=raw.error_message,
+        )
     return Order(
         order_id=raw.order_id,
         account=raw.account_name,
@@ -914,11 +935,16 @@ def _order(raw: _Order) -> Order:
 
 
 @guarded("orders page")
-def parse_orders_page(body: bytes) -> Page[Order]:
+def parse_orders_page(body: bytes, known: KnownOrders | None = None) -> Page[Order]:
     """Parse a page of ``POST /trading/orders/active`` or ``/trading/orders/search``.
+
+    A detail-less history row (``trading_pair`` ``"UNKNOWN"``: the real server's
+    row of an order that failed before the exchange acknowledged it) is completed
+    from ``known`` (status, times, ``error_message`` from the row) or left out.
 
     Args:
         body: Response body.
+        known: Looks up orders the client knows by id (placed or tracked).
 
     Returns:
         The page.
@@ -927,8 +953,9 @@ def parse_orders_page(body: bytes) -> Page[Order]:
         MalformedResponse: The body is malformed.
     """
     raw = _D_ORDERS.decode(_utf8(body))
+    items = [_order(o, known) for o in raw.data]
     return Page(
-        items=tuple(_order(o) for o in raw.data),
+        items=tuple(o for o in items if o is not None),
         next_cursor=raw.pagination.next_cursor,
         has_more=raw.pagination.has_more,
         total_count=raw.pagination.total_count,

@@ -1,9 +1,13 @@
-"""The daemon's TOML configuration: parsing and validation.
+"""The daemon's TOML configuration, decoded into msgspec Structs.
 
-Every key is checked at start: an unknown key or a bad value raises
-``DaemonConfigError`` with one line naming it. The API key never appears
-in the file: it is read from an environment variable (``api_key_env``) or from
-a file readable by its owner only (``api_key_file``).
+The file is read with ``tomllib`` and converted with ``msgspec.convert`` into the
+Structs below (strict: no type coercion, ``forbid_unknown_fields``, value ranges as
+``msgspec.Meta`` constraints). Whatever is wrong raises ``DaemonConfigError``
+with one line naming the key by its path (``sinks[1].path``), the rule, and, for
+an unknown key close to a known one, the suggestion (``connection.hots: unknown
+key; did you mean "host"?``). The API key never appears in the file: it is read
+from an environment variable (``api_key_env``) or from a file readable by its
+owner only (``api_key_file``).
 
 Example::
 
@@ -29,28 +33,53 @@ Example::
 Sections: ``[connection]`` (required), ``[[subscriptions]]``, ``[[sinks]]``
 (default: one JSON Lines sink to standard output), ``[http]``, ``[log]`` and
 ``[supervisor]``.
+
+Adding a sink type (as ``hbtrio.bus.config.MqttSinkConfig`` adds ``type = "mqtt"``):
+
+1. Subclass ``SinkBase`` (from ``hbtrio.daemon._tables`` when the class lives in
+   another package, to avoid an import cycle) with ``tag="name"``; its fields are the keys of the
+   ``[[sinks]]`` table (constraints as ``Annotated[..., msgspec.Meta(...)]``;
+   ``description=`` is appended to the error line).
+2. Override ``SinkBase.finish`` for checks that need the file system or the
+   environment (paths are resolved there; raise ``DaemonConfigError`` with the
+   ``key`` it is given plus the field name), ``destination`` (how the logs name
+   it) and ``unique`` (the field two sinks may not share).
+3. Add the class to ``SinkSpec`` (``SinkSpec = JsonlSinkConfig | MqttSinkConfig``)
+   and a branch to ``sinks.open_sink``. Nothing else here changes: unknown keys,
+   suggestions, ``type = "..."`` choices and bad values are reported from the
+   Structs themselves.
 """
 
 from __future__ import annotations
 
-import math
+import difflib
 import os
-import stat
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self, TypeAlias, get_args
+
+import msgspec
+import msgspec.inspect as mi
 
 from .._config import ClientConfig, _check_host
 from .._errors import ConfigError
+from ..bus.config import MqttSinkConfig
+from ._tables import DaemonConfigError, SinkBase, Table, read_key_file, resolve_path
 
 __all__ = [
+    "AnySinkConfig",
     "DaemonConfig",
     "DaemonConfigError",
     "HttpConfig",
+    "JsonlSinkConfig",
     "LogConfig",
+    "MqttSinkConfig",
+    "SinkBase",
     "SinkConfig",
+    "SinkSpec",
     "SubscriptionSpec",
     "SupervisorConfig",
     "load_config",
@@ -66,72 +95,104 @@ MAX_STOP_TIMEOUT = 4.5
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 9108
 DEFAULT_LISTEN = f"{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}"
+_DAY = 86_400.0
 
-SINK_TYPES = ("jsonl",)
-SUBSCRIPTION_TYPES = ("order_book", "trades", "ticker", "candles")
-LOG_FORMATS = ("human", "json")
-LOG_LEVELS = ("debug", "info", "warning", "error")
+SubscriptionType: TypeAlias = Literal["order_book", "trades", "ticker", "candles"]
+LogFormat: TypeAlias = Literal["human", "json"]
+LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
+SUBSCRIPTION_TYPES: tuple[str, ...] = get_args(SubscriptionType)
+LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
-
-class DaemonConfigError(ValueError):
-    """The daemon configuration is invalid.
-
-    The message is one line naming the offending key (``section.key``) and the
-    rule; it never quotes the API key.
-
-    Args:
-        key: Dotted name of the offending key (or the file, for a syntax error).
-        rule: What is wrong.
-
-    Attributes:
-        key: Dotted name of the offending key.
-        rule: What is wrong.
-    """
-
-    def __init__(self, key: str, rule: str) -> None:
-        super().__init__(f"{key}: {rule}" if key else rule)
-        self.key = key
-        self.rule = rule
+_Name = Annotated[str, msgspec.Meta(min_length=1)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0, le=_DAY)]
+_PositiveSeconds = Annotated[float, msgspec.Meta(gt=0, le=_DAY)]
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionSpec:
-    """One market-data stream the daemon keeps open.
+class SubscriptionSpec(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One ``[[subscriptions]]`` table: a market-data stream the daemon keeps open.
 
     Attributes:
         type: ``order_book``, ``trades``, ``ticker`` or ``candles``.
         exchange: Connector name.
         market: Trading pair.
-        depth: Order-book depth (``order_book`` only).
+        depth: Order-book depth, 1..1000 (``order_book`` only).
         interval: Candle interval (``candles`` only).
     """
 
-    type: str
-    exchange: str
-    market: str
-    depth: int = 10
-    interval: str = "1m"
+    type: SubscriptionType
+    exchange: _Name
+    market: _Name
+    depth: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    interval: _Name = "1m"
+
+    @property
+    def label(self) -> str:
+        """``type exchange market`` as the logs and metrics name the stream."""
+        return f"{self.type} {self.exchange} {self.market}"
 
 
-@dataclass(frozen=True, slots=True)
-class SinkConfig:
-    """One ``[[sinks]]`` table: where events are written, as JSON Lines.
+class JsonlSinkConfig(SinkBase, tag="jsonl", frozen=True):
+    """A ``[[sinks]]`` table with ``type = "jsonl"``: events as JSON Lines.
 
     Attributes:
-        type: The sink's kind; ``jsonl`` (JSON Lines) is the only one.
         path: File path, or ``"-"`` for standard output.
         max_bytes: Rotate the file once it would grow past this size (``0``: never).
         backups: How many rotated files (``path.1`` .. ``path.N``) to keep.
     """
 
-    type: str = "jsonl"
-    path: str = "-"
-    max_bytes: int = DEFAULT_MAX_BYTES
-    backups: int = DEFAULT_BACKUPS
+    path: _Name
+    max_bytes: Annotated[int, msgspec.Meta(ge=0, le=2**62)] = DEFAULT_MAX_BYTES
+    backups: Annotated[int, msgspec.Meta(ge=0, le=1000)] = DEFAULT_BACKUPS
+
+    @property
+    def destination(self) -> str:
+        """The file path, or ``-`` for standard output."""
+        return self.path
+
+    def unique(self) -> tuple[str, str]:
+        """Two JSON Lines sinks may not write the same file.
+
+        Returns:
+            ``("path", path)``.
+        """
+        return "path", self.path
+
+    def finish(self, key: str, base: Path | None) -> Self:
+        """Resolve the path; its directory must exist and it must not be one.
+
+        Args:
+            key: Path of this table, for error messages.
+            base: Directory a relative path is resolved against.
+
+        Returns:
+            The sink with an absolute path.
+
+        Raises:
+            DaemonConfigError: The directory is missing, or the path is a directory.
+        """
+        if self.path == "-":
+            return self
+        path = resolve_path(self.path, base)
+        parent = os.path.dirname(path) or "."
+        if not os.path.isdir(parent):
+            raise DaemonConfigError(f"{key}.path", f"directory {parent} does not exist")
+        if os.path.isdir(path):
+            raise DaemonConfigError(f"{key}.path", f"{path} is a directory")
+        return msgspec.structs.replace(self, path=path)
 
 
-@dataclass(frozen=True, slots=True)
-class HttpConfig:
+SinkConfig = JsonlSinkConfig
+"""The JSON Lines sink's configuration (its historical name)."""
+
+SinkSpec: TypeAlias = JsonlSinkConfig | MqttSinkConfig
+"""Any ``[[sinks]]`` table: the union of the ``SinkBase`` subclasses, by ``type``."""
+
+AnySinkConfig: TypeAlias = SinkSpec
+"""The same union, under the name the MQTT sink's code uses."""
+
+
+class HttpConfig(Table, frozen=True):
     """The ``[http]`` section: the ``/healthz`` and ``/metrics`` endpoint.
 
     Attributes:
@@ -153,22 +214,28 @@ class HttpConfig:
         return f"{host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class LogConfig:
-    """Logging of the daemon itself (to standard error).
+class _HttpTable(Table, frozen=True):
+    """``[http]`` as written: ``listen`` is split into ``HttpConfig.host``/``port``."""
+
+    enabled: bool = True
+    listen: str = DEFAULT_LISTEN
+    stale_after: _PositiveSeconds = 30.0
+
+
+class LogConfig(Table, frozen=True):
+    """The ``[log]`` section: logging of the daemon itself (to standard error).
 
     Attributes:
         format: ``human`` or ``json`` (one JSON object per line).
         level: ``debug``, ``info``, ``warning`` or ``error``.
     """
 
-    format: str = "human"
-    level: str = "info"
+    format: LogFormat = "human"
+    level: LogLevel = "info"
 
 
-@dataclass(frozen=True, slots=True)
-class SupervisorConfig:
-    """Restart policy of the supervised client.
+class SupervisorConfig(Table, frozen=True):
+    """The ``[supervisor]`` section: restart policy of the supervised client.
 
     Attributes:
         backoff_initial: First delay before reconnecting or restarting, seconds.
@@ -180,11 +247,65 @@ class SupervisorConfig:
             server that stopped answering (``0``: no probe).
     """
 
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    stop_timeout: float = 4.5
-    buffer: int = 10_000
-    probe_interval: float = 15.0
+    backoff_initial: _PositiveSeconds = 0.5
+    backoff_max: _PositiveSeconds = 30.0
+    stop_timeout: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0, le=MAX_STOP_TIMEOUT, description="the daemon stops within 5 s of a signal"
+        ),
+    ] = 4.5
+    buffer: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 10_000
+    probe_interval: _Seconds = 15.0
+
+
+class _ConnectionTable(Table, frozen=True):
+    """``[connection]`` as written; becomes a ``ClientConfig``."""
+
+    host: str
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    tls: bool = True
+    ca_file: _Name | None = None
+    api_key_env: _Name | None = None
+    api_key_file: _Name | None = None
+    account: _Name | None = None
+    timeout: _Seconds | None = None
+    retries: Annotated[int, msgspec.Meta(ge=0, le=1000)] | None = None
+    heartbeat_timeout: _PositiveSeconds | None = None
+    ping_interval: _PositiveSeconds | None = None
+    reconnect_initial: _PositiveSeconds | None = None
+    reconnect_max: _PositiveSeconds | None = None
+    poll_active: _PositiveSeconds | None = None
+    poll_idle: _PositiveSeconds | None = None
+    rate_limit: Annotated[float, msgspec.Meta(gt=0, le=1e9)] | None = None
+
+
+_CLIENT_PASSTHROUGH = (
+    "account",
+    "timeout",
+    "retries",
+    "heartbeat_timeout",
+    "ping_interval",
+    "reconnect_initial",
+    "reconnect_max",
+    "poll_active",
+    "poll_idle",
+    "rate_limit",
+)
+"""``[connection]`` keys handed to ``ClientConfig`` unchanged when present."""
+
+
+class _File(Table, frozen=True):
+    """The whole file as written."""
+
+    connection: _ConnectionTable
+    subscriptions: tuple[SubscriptionSpec, ...] = ()
+    sinks: Annotated[tuple[SinkSpec, ...], msgspec.Meta(min_length=1)] = (
+        JsonlSinkConfig(path="-"),
+    )
+    http: _HttpTable = _HttpTable()
+    log: LogConfig = LogConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -204,7 +325,7 @@ class DaemonConfig:
 
     client: ClientConfig
     subscriptions: tuple[SubscriptionSpec, ...] = ()
-    sinks: tuple[SinkConfig, ...] = (SinkConfig(),)
+    sinks: tuple[SinkSpec, ...] = (JsonlSinkConfig(path="-"),)
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
@@ -218,308 +339,204 @@ class DaemonConfig:
         )
 
 
+# -- error messages from the Structs' own descriptions ----------------------------------
+
+_FILE_INFO = mi.type_info(_File)
+_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _unwrap(info: mi.Type) -> mi.Type:
+    """The type under ``Metadata`` and ``| None`` (TOML has no null)."""
+    while True:
+        if isinstance(info, mi.Metadata):
+            info = info.type
+        elif isinstance(info, mi.UnionType):
+            rest = [t for t in info.types if not isinstance(t, mi.NoneType)]
+            if len(rest) != 1:
+                return info
+            info = rest[0]
+        else:
+            return info
+
+
+def _structs(info: mi.Type) -> list[mi.StructType]:
+    """The Struct types a value may decode into (several for a tagged union)."""
+    info = _unwrap(info)
+    if isinstance(info, mi.StructType):
+        return [info]
+    if isinstance(info, mi.UnionType):
+        return [t for t in info.types if isinstance(t, mi.StructType)]
+    return []
+
+
+def _pick(info: mi.Type, raw: object) -> mi.StructType | None:
+    """The Struct type ``raw`` decodes into (by its tag in a union), if any."""
+    choices = _structs(info)
+    if len(choices) == 1 or not isinstance(raw, dict):
+        return choices[0] if len(choices) == 1 else None
+    tag_field = choices[0].tag_field
+    return next((c for c in choices if raw.get(tag_field or "") == c.tag), None)
+
+
+def _tags(info: mi.Type) -> str:
+    return ", ".join(str(c.tag) for c in _structs(info))
+
+
+def _table_name(path: str) -> str:
+    name = re.sub(r"\[\d+\]$", "", path)
+    return f"[[{name}]]" if name != path or path in ("sinks", "subscriptions") else f"[{name}]"
+
+
+def _rule(info: mi.Type, path: str) -> str:
+    """What a value of this type must be, in the file's words."""
+    note = ""
+    if isinstance(info, mi.Metadata) and info.extra_json_schema:
+        note = str(info.extra_json_schema.get("description", ""))
+    info = _unwrap(info)
+    text = "have a valid value"
+    if isinstance(info, mi.BoolType):
+        text = "be true or false"
+    elif isinstance(info, mi.IntType) and info.ge is not None and info.le is not None:
+        text = f"be an integer in {info.ge}..{info.le}"
+    elif isinstance(info, mi.IntType | mi.FloatType):
+        bounds = [
+            f"{op} {value:g}"
+            for op, value in ((">=", info.ge), (">", info.gt), ("<=", info.le), ("<", info.lt))
+            if value is not None
+        ]
+        kind = "an integer" if isinstance(info, mi.IntType) else "a number"
+        text = " and ".join([f"be {kind} " + bounds[0], *bounds[1:]]) if bounds else f"be {kind}"
+    elif isinstance(info, mi.StrType):
+        text = "be a non-empty string" if info.min_length else "be a string"
+    elif isinstance(info, mi.LiteralType):
+        text = "be one of " + ", ".join(map(str, info.values))
+    elif isinstance(info, mi.VarTupleType | mi.ListType):
+        text = f"be an array of tables ({_table_name(path)})"
+        if info.min_length:
+            text += f" and have at least one {_table_name(path)} table"
+    elif _structs(info):
+        text = "be a table"
+    return f"must {text}" + (f" ({note})" if note else "")
+
+
+def _locate(path: str, raw: object) -> mi.Type | None:
+    """The type at ``path`` (``.sinks[0].path``), following ``raw`` through tagged unions."""
+    info: mi.Type | None = _FILE_INFO
+    for name, index in _PART.findall(path):
+        if info is None:
+            return None
+        if index:
+            inner = _unwrap(info)
+            info = inner.item_type if isinstance(inner, mi.VarTupleType | mi.ListType) else None
+            raw = raw[int(index)] if isinstance(raw, list) and int(index) < len(raw) else None
+            continue
+        choices = _structs(info)
+        if choices and name == choices[0].tag_field:
+            return info  # the tag: its type is the union
+        parent = _pick(info, raw)
+        if parent is None:
+            return None
+        info = next((f.type for f in parent.fields if f.encode_name == name), None)
+        raw = raw.get(name) if isinstance(raw, dict) else None
+    return info
+
+
+def _unknown(raw: object, info: mi.Type, path: str) -> DaemonConfigError | None:
+    """The first table (in file order) with unknown keys or without its ``type``."""
+    if isinstance(raw, list):
+        inner = _unwrap(info)
+        if isinstance(inner, mi.VarTupleType | mi.ListType):
+            for index, item in enumerate(raw):
+                found = _unknown(item, inner.item_type, f"{path}[{index}]")
+                if found:
+                    return found
+        return None
+    choices = _structs(info)
+    if not isinstance(raw, dict) or not choices:
+        return None
+    tag_field = choices[0].tag_field
+    if tag_field is not None and raw.get(tag_field) not in [c.tag for c in choices]:
+        return (
+            None
+            if tag_field in raw
+            else DaemonConfigError(
+                _join(path, tag_field), f"required: must be one of {_tags(info)}"
+            )
+        )
+    struct = _pick(info, raw)
+    assert struct is not None
+    allowed = {f.encode_name for f in struct.fields} | ({tag_field} if tag_field else set())
+    unknown = [name for name in raw if name not in allowed]
+    if unknown:
+        return _unknown_keys(path, unknown, allowed, info)
+    for item in struct.fields:
+        if item.encode_name in raw:
+            found = _unknown(raw[item.encode_name], item.type, _join(path, item.encode_name))
+            if found:
+                return found
+    return None
+
+
+def _unknown_keys(
+    path: str, unknown: list[str], allowed: set[str], info: mi.Type
+) -> DaemonConfigError:
+    names = sorted(unknown)
+    key = ", ".join(_join(path, name) for name in names)
+    rule = "unknown key" + ("s" if len(names) > 1 else "")
+    others = [
+        str(c.tag)
+        for c in _structs(info)
+        if any(f.encode_name == names[0] for f in c.fields) and names[0] not in allowed
+    ]
+    guess = difflib.get_close_matches(names[0], sorted(allowed), n=1, cutoff=0.6)
+    if len(names) == 1 and others:
+        rule += f" here (only for type = {', '.join(repr(t) for t in others)})"
+    elif len(names) == 1 and guess:
+        rule += f'; did you mean "{guess[0]}"?'
+    return DaemonConfigError(key, f"{rule} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _translate(exc: msgspec.ValidationError, raw: object) -> DaemonConfigError:
+    """One ``DaemonConfigError`` line for msgspec's error."""
+    match = _AT.match(str(exc))
+    assert match is not None  # the pattern matches any line
+    what, path = match["what"], match["path"] or ""
+    key = path.lstrip(".")
+    missing = re.fullmatch(r"Object missing required field `(.+)`", what)
+    if missing:
+        return DaemonConfigError(_join(key, missing[1]), "required")
+    info = _locate(path, raw)
+    if info is None:  # pragma: no cover - every path msgspec reports is in the Structs
+        return DaemonConfigError(key, what)
+    if key.endswith(".type") and len(_structs(info)) > 0:
+        return DaemonConfigError(key, f"must be one of {_tags(info)}")
+    return DaemonConfigError(key, _rule(info, key))
+
+
 # -- helpers -----------------------------------------------------------------------
 
 
-def _table(value: object, key: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise DaemonConfigError(key, "must be a table")
-    return value
-
-
-def _reject_unknown(table: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        names = ", ".join(f"{prefix}{name}" for name in unknown)
-        plural = "s" if len(unknown) > 1 else ""
-        raise DaemonConfigError(
-            names, f"unknown key{plural} (allowed: {', '.join(sorted(allowed))})"
-        )
-
-
-def _str(table: Mapping[str, Any], name: str, key: str, default: str | None = None) -> str:
-    value = table.get(name, default)
-    if value is None:
-        raise DaemonConfigError(key, "required")
-    if not isinstance(value, str) or not value:
-        raise DaemonConfigError(key, "must be a non-empty string")
-    return value
-
-
-def _int(table: Mapping[str, Any], name: str, key: str, default: int, low: int, high: int) -> int:
-    value = table.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise DaemonConfigError(key, f"must be an integer in {low}..{high}")
-    return value
-
-
-def _float(
-    table: Mapping[str, Any], name: str, key: str, default: float, *, positive: bool = False
-) -> float:
-    value = table.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DaemonConfigError(key, "must be a number")
-    result = float(value)
-    if not math.isfinite(result) or result < 0 or (positive and result == 0):
-        raise DaemonConfigError(key, "must be a finite number " + ("> 0" if positive else ">= 0"))
-    return result
-
-
-def _bool(table: Mapping[str, Any], name: str, key: str, default: bool) -> bool:
-    value = table.get(name, default)
-    if not isinstance(value, bool):
-        raise DaemonConfigError(key, "must be true or false")
-    return value
-
-
-def _choice(
-    table: Mapping[str, Any], name: str, key: str, default: str, choices: tuple[str, ...]
-) -> str:
-    value = table.get(name, default)
-    if value not in choices:
-        raise DaemonConfigError(key, f"must be one of {', '.join(choices)}")
-    assert isinstance(value, str)
-    return value
-
-
-def _resolve(path: str, base: Path | None) -> str:
-    candidate = Path(path).expanduser()
-    if not candidate.is_absolute() and base is not None:
-        candidate = base / candidate
-    return str(candidate)
-
-
-_MAX_KEY_FILE = 4096
-
-
-def read_key_file(path: str) -> str:
-    """Read an API key file, which must be the running user's and private to it.
-
-    The file is opened first and the opened file is checked (``fstat``), so it
-    cannot be swapped between the check and the read.
-
-    Args:
-        path: The file's path (a symbolic link is followed). It must be a regular
-            file owned by the effective user running the daemon
-            (``st_uid == os.geteuid()``) whose mode grants nothing to group or
-            others (``mode & 0o077 == 0``, e.g. ``0600`` or ``0400``).
-
-    Returns:
-        The credential pair, stripped of surrounding whitespace.
-
-    Raises:
-        DaemonConfigError: The file is missing, unreadable, not a regular file,
-            owned by another user, too open, larger than 4 KiB, not UTF-8 text
-            or empty. The
-            message never quotes the file's content.
-    """
-    key = "connection.api_key_file"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise DaemonConfigError(key, f"cannot read {path}: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise DaemonConfigError(key, f"{path} is not a regular file")
-        euid = os.geteuid()
-        if info.st_uid != euid:
-            raise DaemonConfigError(
-                key,
-                f"{path} is owned by uid {info.st_uid}, not by the user running the daemon "
-                f"(uid {euid}); chown it",
-            )
-        if info.st_mode & 0o077:
-            raise DaemonConfigError(
-                key,
-                f"{path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod 600 it",
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while size <= _MAX_KEY_FILE and (chunk := os.read(fd, 4096)):
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise DaemonConfigError(key, f"cannot read {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    if size > _MAX_KEY_FILE:
-        raise DaemonConfigError(key, f"{path} is larger than {_MAX_KEY_FILE} bytes: not a key")
-    raw = b"".join(chunks)
-    try:
-        text = raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise DaemonConfigError(key, f"{path} is not UTF-8 text") from None
-    if not text:
-        raise DaemonConfigError(key, f"{path} is empty")
-    return text
-
-
-# -- sections ----------------------------------------------------------------------
-
-_CLIENT_PASSTHROUGH = (
-    "timeout",
-    "retries",
-    "heartbeat_timeout",
-    "ping_interval",
-    "reconnect_initial",
-    "reconnect_max",
-    "poll_active",
-    "poll_idle",
-    "rate_limit",
-)
-"""``[connection]`` keys handed to ``ClientConfig`` unchanged."""
-_CONNECTION_KEYS = {
-    "host",
-    "port",
-    "tls",
-    "ca_file",
-    "api_key_env",
-    "api_key_file",
-    "account",
-    *_CLIENT_PASSTHROUGH,
-}
-
-
-def _parse_connection(raw: object, base: Path | None, environ: Mapping[str, str]) -> ClientConfig:
-    table = _table(raw, "connection")
-    if "api_key" in table:
-        raise DaemonConfigError(
-            "connection.api_key",
-            "the key must not be written in the configuration file; "
-            "use api_key_env (an environment variable) or api_key_file (a file of mode 600)",
-        )
-    _reject_unknown(table, _CONNECTION_KEYS, "connection.")
-    has_env = "api_key_env" in table
-    has_file = "api_key_file" in table
-    if has_env == has_file:
-        raise DaemonConfigError(
-            "connection.api_key_env/connection.api_key_file",
-            "set exactly one: the name of an environment variable holding the key, "
-            "or the path of a file readable by its owner only",
-        )
-    if has_env:
-        variable = _str(table, "api_key_env", "connection.api_key_env")
-        api_key = environ.get(variable)
-        if not api_key:
-            raise DaemonConfigError(
-                "connection.api_key_env", f"environment variable {variable} is not set"
-            )
-    else:
-        api_key = read_key_file(
-            _resolve(_str(table, "api_key_file", "connection.api_key_file"), base)
-        )
-    values: dict[str, Any] = {
-        "host": _str(table, "host", "connection.host"),
-        "port": table.get("port"),
-        "api_key": api_key,
-        "tls": _bool(table, "tls", "connection.tls", True),
-    }
-    if values["port"] is None:
-        raise DaemonConfigError("connection.port", "required")
-    if "ca_file" in table:
-        values["ca_file"] = _resolve(_str(table, "ca_file", "connection.ca_file"), base)
-    if "account" in table:
-        values["account"] = table["account"]
-    for name in _CLIENT_PASSTHROUGH:
-        if name in table:
-            values[name] = table[name]
-    try:
-        return ClientConfig(**values)
-    except ConfigError as exc:
-        rule = exc.rule
-        if exc.field == "api_key":
-            source = "connection.api_key_env" if has_env else "connection.api_key_file"
-            raise DaemonConfigError(source, f"the key it holds is invalid: {rule}") from None
-        raise DaemonConfigError(f"connection.{exc.field}", rule) from None
-
-
-_SUBSCRIPTION_KEYS = {"type", "exchange", "market", "depth", "interval"}
-
-
-def _parse_subscriptions(raw: object) -> tuple[SubscriptionSpec, ...]:
-    if not isinstance(raw, list):
-        raise DaemonConfigError("subscriptions", "must be an array of tables ([[subscriptions]])")
-    specs: list[SubscriptionSpec] = []
-    seen: set[tuple[str, str, str, int, str]] = set()
-    for index, item in enumerate(raw):
-        key = f"subscriptions[{index}]"
-        table = _table(item, key)
-        _reject_unknown(table, _SUBSCRIPTION_KEYS, f"{key}.")
-        kind = _choice(table, "type", f"{key}.type", "", SUBSCRIPTION_TYPES)
-        exchange = _str(table, "exchange", f"{key}.exchange")
-        market = _str(table, "market", f"{key}.market")
-        if "depth" in table and kind != "order_book":
-            raise DaemonConfigError(f"{key}.depth", 'only for type = "order_book"')
-        if "interval" in table and kind != "candles":
-            raise DaemonConfigError(f"{key}.interval", 'only for type = "candles"')
-        depth = _int(table, "depth", f"{key}.depth", 10, 1, 1000)
-        interval = _str(table, "interval", f"{key}.interval", "1m")
-        spec = SubscriptionSpec(kind, exchange, market, depth, interval)
-        identity = (kind, exchange, market, depth, interval)
-        if identity in seen:
-            raise DaemonConfigError(key, "duplicate subscription")
-        seen.add(identity)
-        specs.append(spec)
-    return tuple(specs)
-
-
-_SINK_KEYS = {"type", "path", "max_bytes", "backups"}
-
-
-def _parse_sinks(raw: object, base: Path | None) -> tuple[SinkConfig, ...]:
-    if not isinstance(raw, list):
-        raise DaemonConfigError("sinks", "must be an array of tables ([[sinks]])")
-    if not raw:
-        raise DaemonConfigError("sinks", "must have at least one [[sinks]] table")
-    sinks: list[SinkConfig] = []
-    seen: dict[str, str] = {}
-    for index, item in enumerate(raw):
-        key = f"sinks[{index}]"
-        table = _table(item, key)
-        _reject_unknown(table, _SINK_KEYS, f"{key}.")
-        kind = _choice(table, "type", f"{key}.type", "", SINK_TYPES)
-        path = _str(table, "path", f"{key}.path")
-        if path != "-":
-            path = _resolve(path, base)
-            parent = os.path.dirname(path) or "."
-            if not os.path.isdir(parent):
-                raise DaemonConfigError(f"{key}.path", f"directory {parent} does not exist")
-            if os.path.isdir(path):
-                raise DaemonConfigError(f"{key}.path", f"{path} is a directory")
-        if path in seen:
-            raise DaemonConfigError(f"{key}.path", f"same destination as {seen[path]}.path")
-        seen[path] = key
-        sinks.append(
-            SinkConfig(
-                type=kind,
-                path=path,
-                max_bytes=_int(table, "max_bytes", f"{key}.max_bytes", DEFAULT_MAX_BYTES, 0, 2**62),
-                backups=_int(table, "backups", f"{key}.backups", DEFAULT_BACKUPS, 0, 1000),
-            )
-        )
-    return tuple(sinks)
-
-
-def parse_listen(value: object, key: str = "http.listen") -> tuple[str, int]:
+def parse_listen(value: str, key: str = "http.listen") -> tuple[str, int]:
     """Split and check a ``HOST:PORT`` listen address.
 
     Args:
         value: The address: ``"127.0.0.1:9108"``, ``"localhost:9108"``,
             ``"[::1]:9108"`` (an IPv6 address in brackets); port ``0`` means any
             free port.
-        key: The dotted name reported in errors.
+        key: The key's path reported in errors.
 
     Returns:
         ``(host, port)``, the host without brackets.
 
     Raises:
-        DaemonConfigError: The value is not a string ``HOST:PORT`` with a valid
+        DaemonConfigError: The value is not ``HOST:PORT`` with a valid
             hostname or IP address and a port in 0..65535.
     """
-    if not isinstance(value, str):
-        raise DaemonConfigError(key, 'must be a string "HOST:PORT", e.g. "127.0.0.1:9108"')
     if "/" in value:
         raise DaemonConfigError(key, 'must be "HOST:PORT" without a scheme or path')
     host, colon, port_text = value.rpartition(":")
@@ -536,50 +553,70 @@ def parse_listen(value: object, key: str = "http.listen") -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _parse_http(raw: object) -> HttpConfig:
-    table = _table(raw, "http")
-    _reject_unknown(table, {"enabled", "listen", "stale_after"}, "http.")
-    host, port = parse_listen(table.get("listen", DEFAULT_LISTEN))
-    return HttpConfig(
-        enabled=_bool(table, "enabled", "http.enabled", True),
-        host=host,
-        port=port,
-        stale_after=_float(table, "stale_after", "http.stale_after", 30.0, positive=True),
-    )
+# -- from the decoded file to the configuration ----------------------------------------
 
 
-def _parse_log(raw: object) -> LogConfig:
-    table = _table(raw, "log")
-    _reject_unknown(table, {"format", "level"}, "log.")
-    return LogConfig(
-        format=_choice(table, "format", "log.format", "human", LOG_FORMATS),
-        level=_choice(table, "level", "log.level", "info", LOG_LEVELS),
-    )
-
-
-def _parse_supervisor(raw: object) -> SupervisorConfig:
-    table = _table(raw, "supervisor")
-    _reject_unknown(
-        table,
-        {"backoff_initial", "backoff_max", "stop_timeout", "buffer", "probe_interval"},
-        "supervisor.",
-    )
-    initial = _float(table, "backoff_initial", "supervisor.backoff_initial", 0.5, positive=True)
-    cap = _float(table, "backoff_max", "supervisor.backoff_max", 30.0, positive=True)
-    if cap < initial:
-        raise DaemonConfigError("supervisor.backoff_max", "must be >= supervisor.backoff_initial")
-    stop_timeout = _float(table, "stop_timeout", "supervisor.stop_timeout", 4.5, positive=True)
-    if stop_timeout > MAX_STOP_TIMEOUT:
+def _client(table: _ConnectionTable, base: Path | None, environ: Mapping[str, str]) -> ClientConfig:
+    if (table.api_key_env is None) == (table.api_key_file is None):
         raise DaemonConfigError(
-            "supervisor.stop_timeout",
-            f"must be at most {MAX_STOP_TIMEOUT} (the daemon stops within 5 s of a signal)",
+            "connection.api_key_env/connection.api_key_file",
+            "set exactly one: the name of an environment variable holding the key, "
+            "or the path of a file readable by its owner only",
         )
-    buffer = _int(table, "buffer", "supervisor.buffer", 10_000, 1, 10_000_000)
-    probe = _float(table, "probe_interval", "supervisor.probe_interval", 15.0)
-    return SupervisorConfig(initial, cap, stop_timeout, buffer, probe)
+    if table.api_key_env is not None:
+        source = "connection.api_key_env"
+        api_key = environ.get(table.api_key_env)
+        if not api_key:
+            raise DaemonConfigError(source, f"environment variable {table.api_key_env} is not set")
+    else:
+        assert table.api_key_file is not None
+        source = "connection.api_key_file"
+        api_key = read_key_file(resolve_path(table.api_key_file, base))
+    values: dict[str, Any] = {
+        name: getattr(table, name)
+        for name in _CLIENT_PASSTHROUGH
+        if getattr(table, name) is not None
+    }
+    if table.ca_file is not None:
+        values["ca_file"] = resolve_path(table.ca_file, base)
+    try:
+        return ClientConfig(table.host, table.port, api_key, tls=table.tls, **values)
+    except ConfigError as exc:
+        if exc.field == "api_key":
+            raise DaemonConfigError(source, f"the key it holds is invalid: {exc.rule}") from None
+        raise DaemonConfigError(f"connection.{exc.field}", exc.rule) from None
 
 
-_TOP_KEYS = {"connection", "subscriptions", "sinks", "http", "log", "supervisor"}
+def _check_subscriptions(
+    specs: tuple[SubscriptionSpec, ...], raw: object
+) -> tuple[SubscriptionSpec, ...]:
+    tables = raw if isinstance(raw, list) else []
+    seen: set[SubscriptionSpec] = set()
+    for index, (spec, table) in enumerate(zip(specs, tables, strict=True)):
+        key = f"subscriptions[{index}]"
+        if "depth" in table and spec.type != "order_book":
+            raise DaemonConfigError(f"{key}.depth", 'only for type = "order_book"')
+        if "interval" in table and spec.type != "candles":
+            raise DaemonConfigError(f"{key}.interval", 'only for type = "candles"')
+        if spec in seen:
+            raise DaemonConfigError(key, "duplicate subscription")
+        seen.add(spec)
+    return specs
+
+
+def _check_sinks(sinks: tuple[SinkSpec, ...], base: Path | None) -> tuple[SinkSpec, ...]:
+    checked: list[SinkSpec] = []
+    seen: dict[tuple[str, str], str] = {}
+    for index, sink in enumerate(sinks):
+        key = f"sinks[{index}]"
+        sink = sink.finish(key, base)
+        unique = sink.unique()
+        name = unique[0]
+        if unique in seen:
+            raise DaemonConfigError(f"{key}.{name}", f"same destination as {seen[unique]}.{name}")
+        seen[unique] = key
+        checked.append(sink)
+    return tuple(checked)
 
 
 def parse_config(
@@ -589,7 +626,11 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     source: str | None = None,
 ) -> DaemonConfig:
-    """Validate a parsed TOML document.
+    """Decode and check a parsed TOML document.
+
+    Unknown keys are reported first (with a suggestion for a near miss), then
+    values of the wrong type or out of range, then what needs the file system
+    or the environment (paths, the API key's source).
 
     Args:
         data: The document (as returned by ``tomllib.loads``).
@@ -605,16 +646,37 @@ def parse_config(
     """
     env = os.environ if environ is None else environ
     base = Path(base_dir) if base_dir is not None else None
-    _reject_unknown(data, _TOP_KEYS, "")
+    connection = data.get("connection")
+    if isinstance(connection, dict) and "api_key" in connection:
+        raise DaemonConfigError(
+            "connection.api_key",
+            "the key must not be written in the configuration file; "
+            "use api_key_env (an environment variable) or api_key_file (a file of mode 600)",
+        )
+    unknown = _unknown(dict(data), _FILE_INFO, "")
+    if unknown is not None:
+        raise unknown
     if "connection" not in data:
         raise DaemonConfigError("connection", "required section")
+    try:
+        decoded = msgspec.convert(data, _File, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _translate(exc, data) from None
+    if decoded.supervisor.backoff_max < decoded.supervisor.backoff_initial:
+        raise DaemonConfigError("supervisor.backoff_max", "must be >= supervisor.backoff_initial")
+    host, port = parse_listen(decoded.http.listen)
     return DaemonConfig(
-        client=_parse_connection(data["connection"], base, env),
-        subscriptions=_parse_subscriptions(data.get("subscriptions", [])),
-        sinks=_parse_sinks(data["sinks"], base) if "sinks" in data else (SinkConfig(),),
-        http=_parse_http(data.get("http", {})),
-        log=_parse_log(data.get("log", {})),
-        supervisor=_parse_supervisor(data.get("supervisor", {})),
+        client=_client(decoded.connection, base, env),
+        subscriptions=_check_subscriptions(decoded.subscriptions, data.get("subscriptions")),
+        sinks=_check_sinks(decoded.sinks, base),
+        http=HttpConfig(
+            enabled=decoded.http.enabled,
+            host=host,
+            port=port,
+            stale_after=decoded.http.stale_after,
+        ),
+        log=decoded.log,
+        supervisor=decoded.supervisor,
         source=source,
     )
 

@@ -4,6 +4,8 @@ Each event is written as one line, ``msgspec.json.encode(event)``: events are
 tagged structs, so the ``type`` field tells them apart and
 ``hbtrio.events.EVENT_DECODER`` reads them back. With several ``[[sinks]]``,
 ``FanoutSink`` encodes each event once and writes the line to every one.
+A ``type = "mqtt"`` sink (``hbtrio.bus.MqttSink``, the ``bus`` extra) publishes
+to a broker; its ``run`` method is a task the daemon starts (``sink_tasks``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,25 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from ..events import Event
-from .config import SinkConfig
+from .config import AnySinkConfig, SinkConfig
 
-__all__ = ["FanoutSink", "JsonLinesFileSink", "Sink", "StdoutSink", "open_sink", "open_sinks"]
+if TYPE_CHECKING:
+    from ..bus import MqttSink
+
+__all__ = [
+    "FanoutSink",
+    "JsonLinesFileSink",
+    "Sink",
+    "StdoutSink",
+    "open_sink",
+    "open_sinks",
+    "sink_tasks",
+]
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -203,7 +216,7 @@ class FanoutSink:
         ValueError: ``sinks`` is empty.
     """
 
-    def __init__(self, sinks: Sequence[JsonLinesFileSink | StdoutSink]) -> None:
+    def __init__(self, sinks: Sequence[JsonLinesFileSink | StdoutSink | MqttSink]) -> None:
         if not sinks:
             raise ValueError("a fan-out sink needs at least one sink")
         self.sinks = tuple(sinks)
@@ -220,7 +233,10 @@ class FanoutSink:
         """
         line = _ENCODER.encode(event) + b"\n"
         for sink in self.sinks:
-            sink.write_line(line)
+            if isinstance(sink, JsonLinesFileSink | StdoutSink):
+                sink.write_line(line)
+            else:
+                sink.write(event)
         self.written += 1
 
     def flush(self) -> None:
@@ -244,7 +260,7 @@ class FanoutSink:
             raise error
 
 
-def open_sink(config: SinkConfig) -> JsonLinesFileSink | StdoutSink:
+def open_sink(config: AnySinkConfig) -> JsonLinesFileSink | StdoutSink | MqttSink:
     """Open the sink a configuration describes.
 
     Args:
@@ -254,14 +270,20 @@ def open_sink(config: SinkConfig) -> JsonLinesFileSink | StdoutSink:
         The sink, ready for writing.
 
     Raises:
-        OSError: The file cannot be opened.
+        OSError: The file (or the MQTT sink's spool directory) cannot be opened.
     """
+    if not isinstance(config, SinkConfig):
+        from ..bus import MqttSink  # the bus extra
+
+        return MqttSink(config)
     if config.path == "-":
         return StdoutSink()
     return JsonLinesFileSink(config.path, max_bytes=config.max_bytes, backups=config.backups)
 
 
-def open_sinks(configs: Sequence[SinkConfig]) -> JsonLinesFileSink | StdoutSink | FanoutSink:
+def open_sinks(
+    configs: Sequence[AnySinkConfig],
+) -> JsonLinesFileSink | StdoutSink | MqttSink | FanoutSink:
     """Open the sinks of a configuration's ``[[sinks]]`` tables.
 
     Args:
@@ -276,7 +298,7 @@ def open_sinks(configs: Sequence[SinkConfig]) -> JsonLinesFileSink | StdoutSink 
     """
     if not configs:
         raise ValueError("no sink configured")
-    opened: list[JsonLinesFileSink | StdoutSink] = []
+    opened: list[JsonLinesFileSink | StdoutSink | MqttSink] = []
     try:
         for config in configs:
             opened.append(open_sink(config))
@@ -285,3 +307,16 @@ def open_sinks(configs: Sequence[SinkConfig]) -> JsonLinesFileSink | StdoutSink 
             sink.close()
         raise
     return opened[0] if len(opened) == 1 else FanoutSink(opened)
+
+
+def sink_tasks(sink: Any) -> list[Any]:
+    """The background tasks (``run`` methods) of a sink or of the sinks of a fan-out.
+
+    Args:
+        sink: The sink ``open_sinks`` returned (or any sink).
+
+    Returns:
+        The ``run`` methods to start (``await nursery.start(run)``), one per MQTT sink.
+    """
+    sinks: tuple[Any, ...] = sink.sinks if isinstance(sink, FanoutSink) else (sink,)
+    return [s.run for s in sinks if callable(getattr(s, "run", None))]

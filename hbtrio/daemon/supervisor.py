@@ -19,7 +19,6 @@ closed), flushes and closes the sinks, all within ``supervisor.stop_timeout``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import msgspec
 import trio
 
 from .._core.backoff import Backoff
@@ -34,6 +34,7 @@ from .._errors import (
     AuthenticationFailed,
     ConnectionFailed,
     HbtrioError,
+    InputValidationError,
     SubscriptionError,
     lone_exception,
 )
@@ -42,7 +43,7 @@ from ..models import ConnectionState
 from .config import DaemonConfig, SubscriptionSpec
 from .http import serve_health
 from .metrics import DaemonMetrics
-from .sinks import Sink, open_sinks
+from .sinks import Sink, open_sinks, sink_tasks
 
 __all__ = [
     "EXIT_AUTH",
@@ -171,6 +172,9 @@ class Daemon:
                     extra={"fields": {"path": exc.filename, "error": exc.strerror}},
                 )
                 return EXIT_CONFIG
+            except InputValidationError as exc:  # an MQTT sink's credentials or CA file
+                self.log.error("cannot open a sink", extra={"fields": {"error": str(exc)}})
+                return EXIT_CONFIG
         try:
             async with trio.open_nursery() as nursery:
                 if self._handle_signals:
@@ -189,13 +193,15 @@ class Daemon:
                         self.exit_code = EXIT_ERROR
                         nursery.cancel_scope.cancel()
                         return self.exit_code
-                    bound = dataclasses.replace(http, port=self.health_port).listen
+                    bound = msgspec.structs.replace(http, port=self.health_port).listen
                     self.log.info(
                         "health endpoint listening",
                         extra={
                             "fields": {"url": f"http://{bound}/healthz", "port": self.health_port}
                         },
                     )
+                for task in sink_tasks(self._sink):
+                    await nursery.start(task)
                 await nursery.start(self._write_events)
                 nursery.start_soon(self._supervise)
                 self.log.info(
@@ -204,7 +210,7 @@ class Daemon:
                         "fields": {
                             "server": f"{self.config.client.host}:{self.config.client.port}",
                             "subscriptions": len(self.config.subscriptions),
-                            "sinks": ", ".join(sink.path for sink in self.config.sinks),
+                            "sinks": ", ".join(sink.destination for sink in self.config.sinks),
                             "pid": os.getpid(),
                         }
                     },

@@ -446,7 +446,42 @@ async def test_bad_configuration_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     lines = result.stderr.decode().splitlines()
-    assert lines == ["hbtrio daemon: bad configuration: connection.port: must be in 1..65535"]
+    assert lines == [
+        "hbtrio daemon: bad configuration: connection.port: must be an integer in 1..65535"
+    ]
+
+
+async def test_misspelt_key_exits_2_with_a_suggestion(tmp_path: Path) -> None:
+    config = tmp_path / "daemon.toml"
+    config.write_text(
+        '[connection]\nhots = "127.0.0.1"\nport = 8000\napi_key_env = "X"\n'
+        '[[sinks]]\ntype = "jsonl"\npath = "-"\n[[sinks]]\ntype = "jsonl"\npath = 3\n'
+    )
+    for check in ([], ["--check"]):
+        result = await trio.run_process(
+            [sys.executable, "-m", "hbtrio", "daemon", "--config", str(config), *check],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            env=dict(os.environ, X="admin:admin"),
+        )
+        assert result.returncode == 2
+        [line] = result.stderr.decode().splitlines()
+        assert line.startswith(
+            'hbtrio daemon: bad configuration: connection.hots: unknown key; did you mean "host"?'
+        )
+    config.write_text(config.read_text().replace("hots", "host"))
+    result = await trio.run_process(
+        [sys.executable, "-m", "hbtrio", "daemon", "--config", str(config), "--check"],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env=dict(os.environ, X="admin:admin"),
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        "hbtrio daemon: bad configuration: sinks[1].path: must be a non-empty string"
+    ]
 
 
 async def test_wrong_key_at_start_exits_3(

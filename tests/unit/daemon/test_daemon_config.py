@@ -435,3 +435,100 @@ def test_http_can_be_turned_off() -> None:
 
     config = parse_config(tomllib.loads(MINIMAL + "\n[http]\nenabled = false\n"), environ=ENV)
     assert not config.http.enabled
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "suggestion"),
+    [
+        (MINIMAL.replace("host =", "hots ="), "connection.hots", '"host"'),
+        (MINIMAL + "\n[htp]\nlisten = 'x:1'\n", "htp", '"http"'),
+        (MINIMAL + SINK + SINK.replace("path", "paht"), "sinks[1].paht", '"path"'),
+        (MINIMAL + "\n[supervisor]\nbackof_max = 3\n", "supervisor.backof_max", '"backoff_max"'),
+    ],
+)
+def test_unknown_key_near_a_known_one_gets_a_suggestion(
+    text: str, key: str, suggestion: str
+) -> None:
+    import tomllib
+
+    with pytest.raises(DaemonConfigError) as info:
+        parse_config(tomllib.loads(text), environ=ENV)
+    assert info.value.key == key
+    assert f"did you mean {suggestion}?" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_misspelt_key_is_named_rather_than_the_missing_one() -> None:
+    import tomllib
+
+    # "hots" instead of "host": the unknown key is the cause, not "host required".
+    with pytest.raises(DaemonConfigError) as info:
+        parse_config(tomllib.loads(MINIMAL.replace("host =", "hots =")), environ=ENV)
+    assert info.value.key == "connection.hots"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        (MINIMAL + SINK + SINK.replace('"-"', "1"), "sinks[1].path", "string"),
+        (MINIMAL + SINK + SINK.replace('"-"', '""'), "sinks[1].path", "non-empty"),
+        (MINIMAL + "\n[supervisor]\nbackoff_max = inf\n", "supervisor.backoff_max", "<= 86400"),
+        (MINIMAL + "\n[supervisor]\nprobe_interval = nan\n", "supervisor.probe_interval", ">= 0"),
+        (MINIMAL + "\n[supervisor]\nbuffer = 0\n", "supervisor.buffer", "1..10000000"),
+        (MINIMAL + "\n[http]\nstale_after = inf\n", "http.stale_after", "> 0"),
+        (MINIMAL + "retries = true\n", "connection.retries", "integer"),
+        (MINIMAL + "rate_limit = 0\n", "connection.rate_limit", "> 0"),
+        (
+            MINIMAL
+            + '\n[[subscriptions]]\ntype = "ticker"\nexchange = "b"\nmarket = "m"'
+            + '\ninterval = "1m"\n',
+            "subscriptions[0].interval",
+            "candles",
+        ),
+        (
+            MINIMAL + '\n[[subscriptions]]\ntype = "order_book"\nexchange = ""\nmarket = "m"\n',
+            "subscriptions[0].exchange",
+            "non-empty",
+        ),
+    ],
+)
+def test_bad_values_deep_in_arrays_are_named_by_path(text: str, key: str, words: str) -> None:
+    import tomllib
+
+    with pytest.raises(DaemonConfigError) as info:
+        parse_config(tomllib.loads(text), environ=ENV)
+    assert info.value.key == key, str(info.value)
+    assert words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_the_sink_struct_knows_its_type_and_destination(tmp_path: Path) -> None:
+    import tomllib
+
+    text = MINIMAL + SINK.replace('"-"', '"events.jsonl"')
+    config = parse_config(tomllib.loads(text), environ=ENV, base_dir=tmp_path)
+    [sink] = config.sinks
+    assert sink.type == "jsonl"
+    assert sink.destination == str(tmp_path / "events.jsonl")
+
+
+def test_sink_types_are_a_tagged_union(tmp_path: Path) -> None:
+    import tomllib
+
+    mqtt = '\n[[sinks]]\ntype = "mqtt"\nurl = "mqtt://127.0.0.1:1883"\nspool_dir = "spool"\n'
+    config = parse_config(tomllib.loads(MINIMAL + SINK + mqtt), environ=ENV, base_dir=tmp_path)
+    assert [(s.type, s.destination) for s in config.sinks] == [
+        ("jsonl", "-"),
+        ("mqtt", "mqtt://127.0.0.1:1883"),
+    ]
+    assert config.sinks[1].unique() == ("spool_dir", str(tmp_path / "spool"))
+    cases = [
+        (mqtt + 'path = "x"\n', "sinks[1].path", "only for type = 'jsonl'"),
+        (SINK + 'url = "x"\n', "sinks[1].url", "only for type = 'mqtt'"),
+        (mqtt.replace("mqtt", "mqqt", 1), "sinks[1].type", "one of jsonl, mqtt"),
+        (mqtt + mqtt, "sinks[2].spool_dir", "same destination as sinks[1].spool_dir"),
+    ]
+    for extra, key, words in cases:
+        with pytest.raises(DaemonConfigError) as info:
+            parse_config(tomllib.loads(MINIMAL + SINK + extra), environ=ENV, base_dir=tmp_path)
+        assert info.value.key == key and words in str(info.value), str(info.value)
