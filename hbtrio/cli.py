@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -44,6 +46,9 @@ _EXTRAS: dict[str, str] = {
 
 EXIT_USAGE = 2
 """Exit code of a usage or configuration error (also argparse's)."""
+EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
+"""Exit code when standard output was closed by its reader (``hbtrio ... | head``):
+the status a shell reports for a command ended by ``SIGPIPE`` (141)."""
 
 
 class MissingExtra(Exception):
@@ -108,16 +113,39 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hbtrio", description="Hummingbot API client for Trio", allow_abbrev=False
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="show the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_module_name, help_text) in _COMMANDS.items():
         parser_of_command = sub.add_parser(
             name, help=help_text, description=help_text, allow_abbrev=False
         )
+        if name == "daemon":  # a service manager asks the daemon itself
+            parser_of_command.add_argument(
+                "--version", action="version", version=f"hbtrio daemon {_version()}"
+            )
         if name == command:
             module = _load(name)
             module.add_arguments(parser_of_command)
             parser_of_command.set_defaults(_run=module.run)
     return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _quiet_closed_stdout() -> None:
+    """Point standard output at ``/dev/null`` so that the final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind sys.stdout (tests)
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,8 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The process exit code (``2`` for a usage error or a missing extra).
+        The process exit code (``2`` for a usage error or a missing extra,
+        ``141`` when the reader of standard output went away, as for a command
+        ended by ``SIGPIPE``).
     """
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _quiet_closed_stdout()
+        return EXIT_CLOSED_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser(_selected_command(arguments))

@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from rich.console import RenderableType
+from rich.text import Text
 
+from ._cli_ops.balances import render_balances
 from ._cli_ops.book import render_book
-from ._cli_ops.common import fmt_decimal, format_table
+from ._cli_ops.common import fmt_decimal
 from ._cli_ops.orders import render_orders
+from ._cli_ops.render import make_console, render_text
 from ._config import ClientConfig
 from ._errors import HbtrioError
 from .events import (
@@ -56,17 +60,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulated market")
 
 
+_KIND_STYLES = {
+    "book": "blue",
+    "order": "yellow",
+    "fill": "bold green",
+    "trade": "magenta",
+    "ticker": "cyan",
+    "conn": "dim",
+    "error": "bold red",
+    "placed": "bold yellow",
+}
+
+
+def _heading(text: str) -> Text:
+    return Text(f"== {text}", "bold cyan")
+
+
+def _default_write() -> Callable[[RenderableType], None]:
+    console = make_console()
+
+    def write(renderable: RenderableType) -> None:
+        console.file.write(render_text(console, renderable))
+        console.file.flush()
+
+    return write
+
+
 class _Printer:
     """Readable, time-stamped lines; order books at most a few per second."""
 
-    def __init__(self, write: Callable[[str], None]) -> None:
+    def __init__(self, write: Callable[[RenderableType], None]) -> None:
         self._write = write
         self._start = trio.current_time()
         self._last_book: dict[str, float] = {}
 
     def line(self, kind: str, text: str) -> None:
         elapsed = trio.current_time() - self._start
-        self._write(f"  +{elapsed:5.2f}s  {kind:<7} {text}")
+        line = Text(f"  +{elapsed:5.2f}s  ", "dim")
+        line.append(f"{kind:<7}", _KIND_STYLES.get(kind, "bold"))
+        line.append(f" {text}")
+        self._write(line)
 
     def book(self, book: OrderBook) -> None:
         now = trio.current_time()
@@ -78,22 +111,22 @@ class _Printer:
         ask = book.asks[0] if book.asks else None
         bid_text = f"{fmt_decimal(bid.price)} x {fmt_decimal(bid.amount)}" if bid else "-"
         ask_text = f"{fmt_decimal(ask.price)} x {fmt_decimal(ask.amount)}" if ask else "-"
-        self.line("book", f"{book.exchange} {book.market}  bid {bid_text}  |  ask {ask_text}")
+        self.line("book", f"bid {bid_text}  |  ask {ask_text}")
 
     def event(self, event: Event) -> None:
         if isinstance(event, OrderUpdate):
             o = event.order
             self.line(
                 "order",
-                f"{o.order_id} {o.side.value} {o.market} {o.status.value} "
-                f"filled {fmt_decimal(o.filled_amount)}/{fmt_decimal(o.amount)}",
+                f"{o.order_id} {o.status.value} "
+                f"{fmt_decimal(o.filled_amount)}/{fmt_decimal(o.amount)}",
             )
         elif isinstance(event, TradeEvent):
             t = event.trade
             self.line(
                 "fill",
-                f"{t.order_id} {t.side.value} {fmt_decimal(t.amount)} {t.market} "
-                f"@ {fmt_decimal(t.price)} fee {fmt_decimal(t.fee_paid)} {t.fee_currency}",
+                f"{t.order_id} {fmt_decimal(t.amount)} @ {fmt_decimal(t.price)} "
+                f"fee {fmt_decimal(t.fee_paid)} {t.fee_currency}",
             )
         elif isinstance(event, MarketTrades):
             for trade in event.trades[-3:]:
@@ -123,7 +156,7 @@ async def run_demo(
     seconds: float = 4.0,
     *,
     seed: int = 7,
-    write: Callable[[str], None] = print,
+    write: Callable[[RenderableType], None] | None = None,
     open_client: Callable[..., Any] | None = None,
 ) -> None:
     """Run the demo.
@@ -131,7 +164,8 @@ async def run_demo(
     Args:
         seconds: How long to stream live events.
         seed: Seed of the simulated market.
-        write: Prints one line.
+        write: Prints one line or table (default: standard output, fitted to the
+            terminal, in colour on a terminal).
         open_client: The client factory (default ``hbtrio.open_client``).
 
     Raises:
@@ -139,6 +173,8 @@ async def run_demo(
     """
     from .sim import serve
 
+    if write is None:
+        write = _default_write()
     if open_client is None:
         import hbtrio
 
@@ -175,18 +211,14 @@ async def run_demo(
     write("demo finished")
 
 
-async def _tour(client: Any, write: Callable[[str], None]) -> None:
+async def _tour(client: Any, write: Callable[[RenderableType], None]) -> None:
     write("")
-    write("== balances")
+    write(_heading("balances"))
     balances = await client.get_balances(exchange=EXCHANGE)
-    rows = [
-        (b.exchange, b.asset, fmt_decimal(b.total), fmt_decimal(b.available))
-        for b in sorted(balances, key=lambda b: b.asset)
-    ]
-    write(format_table(("EXCHANGE", "ASSET", "TOTAL", "AVAILABLE"), rows))
+    write(render_balances(sorted(balances, key=lambda b: b.asset), accounts=False))
 
     write("")
-    write(f"== order book {EXCHANGE} {MARKET}")
+    write(_heading(f"order book {EXCHANGE} {MARKET}"))
     book = await client.get_order_book(EXCHANGE, MARKET, depth=5)
     write(render_book(book, 5))
 
@@ -195,7 +227,9 @@ async def _tour(client: Any, write: Callable[[str], None]) -> None:
     buy_price = (best_bid * Decimal("0.99")).quantize(Decimal("0.01"))
     sell_price = (best_ask * Decimal("1.01")).quantize(Decimal("0.01"))
     write("")
-    write(f"== placing a limit buy at {buy_price} and a limit sell at {sell_price} (resting)")
+    write(
+        _heading(f"placing a limit buy at {buy_price} and a limit sell at {sell_price} (resting)")
+    )
     buy = await client.place_order(
         EXCHANGE,
         MARKET,
@@ -217,16 +251,16 @@ async def _tour(client: Any, write: Callable[[str], None]) -> None:
     write(render_orders(await client.get_open_orders(exchange=EXCHANGE, market=MARKET)))
 
     write("")
-    write(f"== cancelling {buy.order_id}, then every remaining order")
+    write(_heading(f"cancelling {buy.order_id}, then every remaining order"))
     await client.cancel_order(buy.order_id, exchange=EXCHANGE, market=MARKET)
     cancelled = await client.cancel_all_orders(exchange=EXCHANGE)
     write(f"cancel requested for: {', '.join([buy.order_id, *cancelled]) or '-'}")
     del sell
 
 
-async def _stream(client: Any, seconds: float, write: Callable[[str], None]) -> None:
+async def _stream(client: Any, seconds: float, write: Callable[[RenderableType], None]) -> None:
     write("")
-    write(f"== live events for {seconds:g} s (a market buy is placed halfway)")
+    write(_heading(f"live events for {seconds:g} s (a market buy is placed halfway)"))
     printer = _Printer(write)
     async with trio.open_nursery() as nursery:
 
@@ -240,8 +274,8 @@ async def _stream(client: Any, seconds: float, write: Callable[[str], None]) -> 
                 async for trade in stream:
                     printer.line(
                         "trade",
-                        f"{trade.exchange} {trade.market}  {trade.side.value} "
-                        f"{fmt_decimal(trade.amount)} @ {fmt_decimal(trade.price)}",
+                        f"{trade.side.value} {fmt_decimal(trade.amount)} @ "
+                        f"{fmt_decimal(trade.price)}",
                     )
 
         async def own_events() -> None:
@@ -284,6 +318,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("hbtrio demo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # the reader of standard output went away: hbtrio.cli ends quietly
     except (HbtrioError, OSError) as exc:
         print(f"hbtrio demo: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

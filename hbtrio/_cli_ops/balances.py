@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from .common import (
@@ -11,10 +12,10 @@ from .common import (
     exchange_arg,
     execute,
     fmt_decimal,
-    format_table,
 )
+from .render import Column, FittedTable
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "render_balances", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +27,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exchange", "-e", type=exchange_arg, help="only this connector")
     parser.add_argument("--refresh", action="store_true", help="ask the server to refresh first")
     add_connection_arguments(parser)
+
+
+_COLUMNS = (
+    Column("ACCOUNT", drop=1),
+    Column("EXCHANGE"),
+    Column("ASSET", style="bold"),
+    Column("TOTAL", numeric=True),
+    Column("AVAILABLE", numeric=True),
+)
+
+
+def render_balances(balances: Sequence[Any], *, accounts: bool = True) -> FittedTable:
+    """Balances as a table fitted to the terminal.
+
+    Args:
+        balances: ``hbtrio.Balance`` values.
+        accounts: Show the account column.
+
+    Returns:
+        The table.
+    """
+    columns = _COLUMNS if accounts else _COLUMNS[1:]
+    rows = [
+        [
+            *([b.account] if accounts else []),
+            b.exchange,
+            b.asset,
+            fmt_decimal(b.total),
+            fmt_decimal(b.available),
+        ]
+        for b in balances
+    ]
+    return FittedTable(columns, rows)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,11 +77,6 @@ def run(args: argparse.Namespace) -> int:
         balances = sorted(balances, key=lambda b: (b.account, b.exchange, b.asset))
         if not balances:
             return Output(balances, "no balances")
-        rows = [
-            (b.account, b.exchange, b.asset, fmt_decimal(b.total), fmt_decimal(b.available))
-            for b in balances
-        ]
-        table = format_table(("ACCOUNT", "EXCHANGE", "ASSET", "TOTAL", "AVAILABLE"), rows)
-        return Output(balances, table)
+        return Output(balances, render_balances(balances))
 
     return execute(args, "balances", body)

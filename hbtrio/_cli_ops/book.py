@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.console import Group, RenderableType
+from rich.text import Text
+
 from .common import (
     Output,
     add_connection_arguments,
@@ -12,10 +15,10 @@ from .common import (
     execute,
     fmt_decimal,
     fmt_time,
-    format_table,
     market_arg,
     positive_int,
 )
+from .render import Column, FittedTable
 
 __all__ = ["add_arguments", "render_book", "run"]
 
@@ -36,37 +39,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(parser)
 
 
-def render_book(book: Any, depth: int | None = None) -> str:
-    """An order book as text: a title line, then bids and asks side by side.
+_BOOK_COLUMNS = (
+    Column("BID SIZE", numeric=True, style="green"),
+    Column("BID", numeric=True, style="bold green"),
+    Column("ASK", numeric=True, style="bold red"),
+    Column("ASK SIZE", numeric=True, style="red"),
+)
+
+
+def render_book(book: Any, depth: int | None = None) -> RenderableType:
+    """An order book: a title line, then bids and asks side by side.
+
+    Prices and amounts keep the server's digits and are aligned on the point.
 
     Args:
         book: A ``hbtrio.OrderBook``.
         depth: Levels per side to show (default: all).
 
     Returns:
-        The text.
+        The renderable (title and table).
     """
     bids = list(book.bids)[:depth]
     asks = list(book.asks)[:depth]
-    title = f"{book.exchange} {book.market}  {fmt_time(book.timestamp)} UTC"
+    title = Text(f"{book.exchange} {book.market}", "bold")
+    title.append(f"  {fmt_time(book.timestamp)} UTC")
     if bids and asks:
         spread = asks[0].price - bids[0].price
-        title += f"  spread {fmt_decimal(spread)}"
-    rows = []
+        title.append(f"  spread {fmt_decimal(spread)}")
+    rows: list[list[str]] = []
     for i in range(max(len(bids), len(asks))):
         bid = bids[i] if i < len(bids) else None
         ask = asks[i] if i < len(asks) else None
         rows.append(
-            (
+            [
                 fmt_decimal(bid.amount) if bid else "",
                 fmt_decimal(bid.price) if bid else "",
                 fmt_decimal(ask.price) if ask else "",
                 fmt_decimal(ask.amount) if ask else "",
-            )
+            ]
         )
     if not rows:
-        return title + "\n(empty book)"
-    return title + "\n" + format_table(("BID SIZE", "BID", "ASK", "ASK SIZE"), rows)
+        return Group(title, Text("(empty book)"))
+    return FittedTable(_BOOK_COLUMNS, rows, title=title)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,7 @@
-"""``hbtrio cancel ORDER_ID --exchange X --market M`` or ``hbtrio cancel --all [--exchange X]``."""
+"""``hbtrio cancel ORDER_ID [--exchange X] [--market M]`` or ``hbtrio cancel --all [--exchange X]``.
+
+Without ``--exchange`` the order is looked up first (as ``Client.cancel_order`` does).
+"""
 
 from __future__ import annotations
 
@@ -30,10 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--all", action="store_true", help="cancel every open order")
     parser.add_argument(
-        "--exchange", "-e", type=exchange_arg, help="connector (required with ORDER_ID)"
+        "--exchange",
+        "-e",
+        type=exchange_arg,
+        help="the order's connector (default: looked up); with --all: only this connector",
     )
     parser.add_argument(
-        "--market", "-m", type=market_arg, help="trading pair (required with ORDER_ID)"
+        "--market",
+        "-m",
+        type=market_arg,
+        help="the order's trading pair (narrows the look-up); with --all: only this pair",
     )
     add_connection_arguments(parser)
 
@@ -55,9 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.all and args.order_id:
         return _usage_error("give either ORDER_ID or --all, not both")
     if not args.all and not args.order_id:
-        return _usage_error("give ORDER_ID (with --exchange and --market) or --all")
-    if args.order_id and (not args.exchange or not args.market):
-        return _usage_error("ORDER_ID needs --exchange and --market")
+        return _usage_error("give ORDER_ID or --all")
 
     async def body(client: Any) -> Output:
         if args.all:

@@ -15,6 +15,7 @@ Errors are one line on standard error, never a traceback, never the key.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import sys
@@ -26,6 +27,7 @@ from typing import Any, TextIO
 
 import msgspec
 import trio
+from rich.console import Console, RenderableType
 
 from .._config import ClientConfig
 from .._errors import (
@@ -40,6 +42,7 @@ from .._errors import (
 from .._validation import check_account, check_exchange, check_market, check_order_id
 from ..daemon.config import DaemonConfigError, read_key_file
 from ..daemon.logs import RedactingFilter, secrets_of
+from .render import UNBOUNDED_WIDTH, Column, make_console, render_text, table
 
 __all__ = [
     "EXIT_AUTH",
@@ -69,12 +72,13 @@ class Output:
 
     Attributes:
         data: Any msgspec-encodable value (structs, lists, dicts).
-        text: The human-readable form.
+        text: The human-readable form (text or a rich renderable, fitted to the
+            terminal when printed).
         code: The exit code.
     """
 
     data: Any
-    text: str
+    text: RenderableType
     code: int = EXIT_OK
 
 
@@ -281,7 +285,9 @@ def time_bound(config: ClientConfig) -> float:
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A plain-text table; numbers are right-aligned.
+    """A plain-text table (no colour, never cut); numbers aligned on their decimal point.
+
+    A column is numeric when every cell is a number (or ``-``).
 
     Args:
         headers: Column titles.
@@ -291,24 +297,13 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> st
         The table, one line per row, without a trailing newline.
     """
     cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    numeric = [True] * len(headers)
-    for row in cells:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-            if numeric[i] and cell != "-" and not _is_number(cell):
-                numeric[i] = False
-
-    def line(row: Sequence[str]) -> str:
-        parts = [
-            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ]
-        return "  ".join(parts).rstrip()
-
-    out = [line(list(headers)), line(["-" * w for w in widths])]
-    out.extend(line(row) for row in cells)
-    return "\n".join(out)
+    numeric = [
+        all(row[i] == "-" or _is_number(row[i]) for row in cells) for i in range(len(headers))
+    ]
+    columns = [Column(h, numeric=n) for h, n in zip(headers, numeric, strict=True)]
+    console = Console(file=io.StringIO(), width=UNBOUNDED_WIDTH, color_system=None)
+    grid, _ = table(columns, cells, UNBOUNDED_WIDTH)
+    return render_text(console, grid).rstrip("\n")
 
 
 def _is_number(text: str) -> bool:
@@ -334,7 +329,9 @@ def fmt_time(timestamp: float | None) -> str:
 
 
 def fmt_decimal(value: Decimal | None) -> str:
-    """A decimal without exponent notation or trailing zeros.
+    """A decimal as the server wrote it, without exponent notation.
+
+    Trailing zeros are kept: ``Decimal("0.53910")`` shows as ``0.53910``.
 
     Args:
         value: The number, or ``None``.
@@ -344,7 +341,7 @@ def fmt_decimal(value: Decimal | None) -> str:
     """
     if value is None:
         return "-"
-    return format(value.normalize(), "f")
+    return format(value, "f")
 
 
 def _exit_code_of(exc: BaseException) -> int:
@@ -401,7 +398,7 @@ def emit(output: Output, as_json: bool, stream: TextIO | None = None) -> None:
         target.write(msgspec.json.format(msgspec.json.encode(output.data), indent=2).decode())
         target.write("\n")
     elif output.text:
-        target.write(output.text.rstrip("\n") + "\n")
+        target.write(render_text(make_console(target), output.text))
     target.flush()
 
 

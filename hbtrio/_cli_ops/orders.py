@@ -7,6 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rich.console import RenderableType
+from rich.text import Text
+
 from ..models import OrderStatus
 from .common import (
     EXIT_USAGE,
@@ -16,12 +19,12 @@ from .common import (
     execute,
     fmt_decimal,
     fmt_time,
-    format_table,
     market_arg,
     positive_int,
 )
+from .render import Column, FittedTable
 
-__all__ = ["add_arguments", "render_orders", "run"]
+__all__ = ["SIDE_STYLES", "STATUS_STYLES", "add_arguments", "render_orders", "run"]
 
 _STATUSES = tuple(status.value for status in OrderStatus)
 
@@ -46,8 +49,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(parser)
 
 
-def render_orders(orders: Sequence[Any]) -> str:
-    """Orders as a table.
+SIDE_STYLES = {"BUY": "green", "SELL": "red"}
+"""Colour of an order's side."""
+STATUS_STYLES = {
+    "SUBMITTED": "yellow",
+    "OPEN": "cyan",
+    "PARTIALLY_FILLED": "cyan",
+    "PENDING_CANCEL": "yellow",
+    "FILLED": "green",
+    "CANCELLED": "dim",
+    "FAILED": "bold red",
+}
+"""Colour of an order's status."""
+
+_COLUMNS = (
+    Column("ORDER ID"),
+    Column("EXCHANGE", drop=4),
+    Column("MARKET", drop=1),
+    Column("SIDE"),
+    Column("TYPE", drop=3),
+    Column("AMOUNT", numeric=True),
+    Column("PRICE", numeric=True),
+    Column("FILLED", numeric=True, drop=2),
+    Column("STATUS"),
+    Column("CREATED (UTC)", drop=5),
+)
+_REASON = Column("REASON", wrap=True, drop=6)
+
+
+def render_orders(orders: Sequence[Any]) -> RenderableType:
+    """Orders as a table fitted to the terminal.
+
+    The least important columns are hidden on a narrow terminal. The reason of a
+    ``FAILED`` order is a ``REASON`` column, or a line below the table when the
+    column does not fit.
 
     Args:
         orders: ``hbtrio.Order`` values.
@@ -57,34 +92,30 @@ def render_orders(orders: Sequence[Any]) -> str:
     """
     if not orders:
         return "no orders"
+    reasons = any(o.error_message for o in orders)
     rows = [
-        (
+        [
             o.order_id,
             o.exchange,
             o.market,
-            o.side.value,
+            Text(o.side.value, SIDE_STYLES.get(o.side.value, "")),
             o.order_type.value,
             fmt_decimal(o.amount),
             fmt_decimal(o.price),
             fmt_decimal(o.filled_amount),
-            o.status.value,
+            Text(o.status.value, STATUS_STYLES.get(o.status.value, "")),
             fmt_time(o.created_at),
-        )
+            *([o.error_message or ""] if reasons else []),
+        ]
         for o in orders
     ]
-    headers = (
-        "ORDER ID",
-        "EXCHANGE",
-        "MARKET",
-        "SIDE",
-        "TYPE",
-        "AMOUNT",
-        "PRICE",
-        "FILLED",
-        "STATUS",
-        "CREATED (UTC)",
-    )
-    return format_table(headers, rows)
+    columns = [*_COLUMNS, *([_REASON] if reasons else [])]
+    lines = [
+        Text(f"{o.order_id} {o.status.value}: {o.error_message}", "red")
+        for o in orders
+        if o.error_message
+    ]
+    return FittedTable(columns, rows, when_hidden={_REASON.header: lines})
 
 
 def run(args: argparse.Namespace) -> int:

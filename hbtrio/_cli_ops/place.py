@@ -1,4 +1,8 @@
-"""``hbtrio place EXCHANGE MARKET buy|sell AMOUNT [--price P] [--type T]``: place an order."""
+"""``hbtrio place EXCHANGE MARKET buy|sell AMOUNT [--price P] [--type T] [--no-wait]``.
+
+Places an order and, by default, waits until the order is past ``SUBMITTED``
+(open, filled, ...); a ``FAILED`` order exits 1 with its reason.
+"""
 
 from __future__ import annotations
 
@@ -47,16 +51,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="order type (default: limit with --price, else market)",
     )
-    parser.add_argument(
-        "--wait",
-        action="store_true",
-        help="wait until the order is open or filled (exit 1 if it failed)",
+    wait = parser.add_mutually_exclusive_group()
+    wait.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="print the order as soon as the server took it (SUBMITTED), without waiting "
+        "to learn whether it was accepted",
     )
+    # The default since waiting became the default; kept so that scripts using it still run.
+    wait.add_argument("--wait", dest="wait", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(wait=True)
     add_connection_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Place the order and print it.
+    """Place the order, wait until it is accepted (unless ``--no-wait``), and print it.
+
+    A ``FAILED`` order exits 1 with the server's reason on standard error.
 
     Args:
         args: Parsed arguments.

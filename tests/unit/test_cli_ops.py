@@ -189,7 +189,12 @@ def test_place(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
     _, args, kwargs = fake.calls[-1]
     assert args == ("binance", "BTC-USDT", Side.BUY)
     assert kwargs["amount"] == Decimal("0.01") and kwargs["price"] == Decimal("59000")
-    assert kwargs["order_type"] is OrderType.LIMIT and kwargs["wait_accepted"] is False
+    # waiting for acceptance is the default; --no-wait is fire-and-forget
+    assert kwargs["order_type"] is OrderType.LIMIT and kwargs["wait_accepted"] is True
+    code, _, _ = run(
+        capsys, "place", "binance", "BTC-USDT", "buy", "0.01", "-p", "1", "--no-wait", *BASE
+    )
+    assert code == 0 and fake.calls[-1][2]["wait_accepted"] is False
 
     code, out, _ = run(capsys, "place", "binance", "BTC-USDT", "SELL", "1", *BASE, "--json")
     assert code == 0 and json.loads(out)["order_id"] == "ord-9"
@@ -248,6 +253,10 @@ def test_cancel(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
         ("ord-1",),
         {"exchange": "binance", "market": "BTC-USDT"},
     )
+    # without --exchange/--market the client looks the order up
+    code, out, _ = run(capsys, "cancel", "ord-1", *BASE)
+    assert code == 0 and out.strip() == "cancel requested: ord-1"
+    assert fake.calls[-1] == ("cancel_order", ("ord-1",), {"exchange": None, "market": None})
     code, out, _ = run(capsys, "cancel", "--all", "--exchange", "binance", *BASE, "--json")
     assert code == 0 and json.loads(out) == {"cancelled": ["ord-1", "ord-2"]}
     name, args, kwargs = fake.calls[-1]
@@ -263,7 +272,6 @@ def test_cancel(fake: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
     [
         ([], "give ORDER_ID"),
         (["ord-1", "--all"], "not both"),
-        (["ord-1", "--exchange", "binance"], "needs --exchange and --market"),
     ],
 )
 def test_cancel_usage_errors(
