@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
@@ -51,7 +51,9 @@ async def handle(client: hbtrio.aio.AsyncClient, method: str, path: str) -> tupl
     return 404, {"detail": "not found"}
 
 
-def serve(client: hbtrio.aio.AsyncClient) -> object:
+def serve(
+    client: hbtrio.aio.AsyncClient,
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = (await reader.readline()).decode().split()
         while (await reader.readline()) not in (b"\r\n", b""):

@@ -58,7 +58,9 @@ class _Secrets:
     """The credential pairs of the open clients and the pattern that finds them."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: the finalizer calling ``remove`` can run inside ``add`` (a garbage
+        # collection during ``re.compile``) in the same thread; a plain Lock deadlocks.
+        self._lock = threading.RLock()
         self._counts: Counter[str] = Counter()
         self._pattern: re.Pattern[str] | None = None
 

@@ -537,6 +537,9 @@ class AsyncClient(_ClientBase):
         engine: The event engine, as an ``AsyncEventEngine``.
     """
 
+    # The Trio client's engine, seen from asyncio (``await engine.publish(...)``).
+    engine: AsyncEventEngine  # type: ignore[assignment]
+
     def __init__(self, portal: _Portal) -> None:
         assert portal.client is not None
         self.__dict__["_portal"] = portal
