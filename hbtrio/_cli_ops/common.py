@@ -15,19 +15,19 @@ Errors are one line on standard error, never a traceback, never the key.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
+import ssl
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
 import msgspec
 import trio
-from rich.console import Console, RenderableType
+from rich.console import RenderableType
 
 from .._config import ClientConfig
 from .._errors import (
@@ -42,7 +42,7 @@ from .._errors import (
 from .._validation import check_account, check_exchange, check_market, check_order_id
 from ..daemon.config import DaemonConfigError, read_key_file
 from ..daemon.logs import RedactingFilter, secrets_of
-from .render import UNBOUNDED_WIDTH, Column, make_console, render_text, table
+from .render import make_console, plain_table, render_text
 
 __all__ = [
     "EXIT_AUTH",
@@ -51,11 +51,13 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "Output",
+    "RefuseKeyFlag",
     "add_connection_arguments",
     "build_config",
     "decimal_arg",
     "execute",
     "format_table",
+    "tls_hint",
 ]
 
 EXIT_OK = 0
@@ -208,11 +210,11 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="file holding 'user:password', mode 600 (default: HBTRIO_API_KEY)",
     )
-    group.add_argument("--api-key", nargs="?", action=_RefuseKeyFlag, help=argparse.SUPPRESS)
+    group.add_argument("--api-key", nargs="?", action=RefuseKeyFlag, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
 
 
-class _RefuseKeyFlag(argparse.Action):
+class RefuseKeyFlag(argparse.Action):
     """``--api-key`` exists only to refuse it without echoing its value."""
 
     def __call__(
@@ -284,34 +286,8 @@ def time_bound(config: ClientConfig) -> float:
     return 2 * config.timeout * attempts + config.reconnect_max * config.retries + 1.0
 
 
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A plain-text table (no colour, never cut); numbers aligned on their decimal point.
-
-    A column is numeric when every cell is a number (or ``-``).
-
-    Args:
-        headers: Column titles.
-        rows: Cells (converted with ``str``; ``None`` shows as ``-``).
-
-    Returns:
-        The table, one line per row, without a trailing newline.
-    """
-    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
-    numeric = [
-        all(row[i] == "-" or _is_number(row[i]) for row in cells) for i in range(len(headers))
-    ]
-    columns = [Column(h, numeric=n) for h, n in zip(headers, numeric, strict=True)]
-    console = Console(file=io.StringIO(), width=UNBOUNDED_WIDTH, color_system=None)
-    grid, _ = table(columns, cells, UNBOUNDED_WIDTH)
-    return render_text(console, grid).rstrip("\n")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        Decimal(text)
-    except InvalidOperation:
-        return False
-    return True
+format_table = plain_table
+"""A plain-text table (see ``render.plain_table``)."""
 
 
 def fmt_time(timestamp: float | None) -> str:
@@ -365,8 +341,57 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
+_NOT_TLS = ("wrong version number", "wrong_version_number", "record layer failure")
+_UNVERIFIED = ("could not be verified", "certificate verify failed", "certificate_verify_failed")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def tls_hint(exc: BaseException, tls: bool | None) -> str | None:
+    """What to do about a TLS mismatch or an unverifiable certificate.
+
+    Args:
+        exc: The error.
+        tls: Whether the client used TLS (``None``: unknown).
+
+    Returns:
+        The hint naming the flag and the environment variable that fix it, or
+        ``None`` when ``exc`` is not such a failure.
+    """
+    chain = _chain(exc)
+    texts = " ".join(str(e) for e in chain).lower()
+    if isinstance(exc, ConnectionFailed) or any(isinstance(e, ssl.SSLError) for e in chain):
+        if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or any(
+            marker in texts for marker in _UNVERIFIED
+        ):
+            return "give the server's CA certificate with --ca-file PEM (or set HBTRIO_CA_FILE=PEM)"
+        if tls is not False and any(marker in texts for marker in _NOT_TLS):
+            return (
+                "the server does not speak TLS: for a plain-HTTP loopback server "
+                "pass --no-tls (or set HBTRIO_TLS=0)"
+            )
+    if tls is False and isinstance(exc, ConnectionFailed) and "closed the connection" in texts:
+        return (
+            "if the server uses TLS, leave out --no-tls and unset HBTRIO_TLS=0 "
+            "(its CA: --ca-file PEM or HBTRIO_CA_FILE)"
+        )
+    return None
+
+
 def report_error(
-    command: str, exc: BaseException, secrets: Sequence[str] = (), *, stream: TextIO | None = None
+    command: str,
+    exc: BaseException,
+    secrets: Sequence[str] = (),
+    *,
+    stream: TextIO | None = None,
+    tls: bool | None = None,
 ) -> int:
     """Print one line for an error and return its exit code.
 
@@ -375,12 +400,17 @@ def report_error(
         exc: The error.
         secrets: Strings to redact from the line.
         stream: Where to print (default standard error).
+        tls: Whether the client used TLS (for the hint on a TLS mismatch).
 
     Returns:
         The exit code.
     """
     exc = lone_exception(exc)
-    line = RedactingFilter(secrets).redact(f"hbtrio {command}: {_one_line(exc)}")
+    text = _one_line(exc)
+    hint = tls_hint(exc, tls)
+    if hint is not None:
+        text = f"{text}: {hint}"
+    line = RedactingFilter(secrets).redact(f"hbtrio {command}: {text}")
     print(line, file=stream if stream is not None else sys.stderr)
     return _exit_code_of(exc)
 
@@ -445,6 +475,6 @@ def execute(
         print(f"hbtrio {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        return report_error(command, exc, secrets)
+        return report_error(command, exc, secrets, tls=config.tls)
     emit(output, args.json)
     return output.code

@@ -11,11 +11,13 @@ with ``NO_COLOR`` set, is plain text without escape sequences.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from decimal import Decimal, InvalidOperation
+from typing import IO
 
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -31,6 +33,7 @@ __all__ = [
     "align_decimals",
     "hidden_note",
     "make_console",
+    "plain_table",
     "render_text",
     "table",
 ]
@@ -70,7 +73,7 @@ def _colour_disabled() -> bool:
     return os.environ.get("NO_COLOR", "") != ""
 
 
-def _is_tty(stream: TextIO) -> bool:
+def _is_tty(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty()) if isatty is not None else False
@@ -78,7 +81,7 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
-def make_console(stream: TextIO | None = None) -> Console:
+def make_console(stream: IO[str] | None = None) -> Console:
     """A console for one command's output.
 
     Args:
@@ -274,3 +277,33 @@ class FittedTable:
         for header in hidden:
             yield from self.when_hidden.get(header, ())
         yield from self.notes
+
+
+def _is_number(text: str) -> bool:
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        return False
+    return True
+
+
+def plain_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain-text table (no colour, never cut); numbers aligned on their decimal point.
+
+    A column is numeric when every cell is a number (or ``-``).
+
+    Args:
+        headers: Column titles.
+        rows: Cells (converted with ``str``; ``None`` shows as ``-``).
+
+    Returns:
+        The table, one line per row, without a trailing newline.
+    """
+    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
+    numeric = [
+        all(row[i] == "-" or _is_number(row[i]) for row in cells) for i in range(len(headers))
+    ]
+    columns = [Column(h, numeric=n) for h, n in zip(headers, numeric, strict=True)]
+    console = Console(file=io.StringIO(), width=UNBOUNDED_WIDTH, color_system=None)
+    grid, _ = table(columns, cells, UNBOUNDED_WIDTH)
+    return render_text(console, grid).rstrip("\n")

@@ -1,8 +1,9 @@
 """``hbtrio bench``: run the bundled latency suite.
 
-Imports only ``argparse`` and the small ``protocol`` module
-(names of the scenarios and contenders) at module level: the ``hbtrio``
-dispatcher imports every command module to build its parser.
+Imports only ``argparse``, the small ``protocol`` module (names of the
+scenarios and contenders) and the shared refusal of ``--api-key`` at module
+level; the runner is imported when the suite runs. The credential for ``--url``
+comes from ``HBTRIO_API_KEY`` or ``--api-key-file``, never from the command line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
 
+from .._cli_ops.common import RefuseKeyFlag
 from .protocol import ALL_SCENARIOS as _SCENARIOS
 from .protocol import CONTENDERS as _CONTENDERS
 
@@ -52,10 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "all contenders then share one account (--account)",
     )
     parser.add_argument(
-        "--api-key",
-        metavar="USER:PASS",
-        help="credential pair for --url (default: $HBTRIO_API_KEY)",
+        "--api-key-file",
+        metavar="FILE",
+        help="with --url: file holding 'user:password', mode 600 (default: HBTRIO_API_KEY)",
     )
+    # The credential is never taken from the command line (it would show in `ps`).
+    parser.add_argument("--api-key", nargs="?", action=RefuseKeyFlag, help=argparse.SUPPRESS)
     parser.add_argument("--ca-file", help="CA bundle to verify --url with")
     parser.add_argument(
         "--account",
@@ -128,14 +132,23 @@ def run(args: argparse.Namespace) -> int:
     if settings.samples < 1 or settings.batch < 1:
         print("hbtrio bench: --samples and --batch must be >= 1", file=sys.stderr)
         return 2
-    if args.url is None and (args.api_key or args.ca_file or args.account):
-        print("hbtrio bench: --api-key/--ca-file/--account go with --url", file=sys.stderr)
+    if args.url is None and (args.api_key_file or args.ca_file or args.account):
+        print("hbtrio bench: --api-key-file/--ca-file/--account go with --url", file=sys.stderr)
         return 2
+    api_key = None
+    if args.api_key_file is not None:
+        from ..daemon.config import DaemonConfigError, read_key_file
+
+        try:
+            api_key = read_key_file(args.api_key_file)
+        except DaemonConfigError as exc:
+            print(f"hbtrio bench: invalid --api-key-file: {exc.rule}", file=sys.stderr)
+            return 2
     try:
         run_bench(
             settings,
             url=args.url,
-            api_key=args.api_key,
+            api_key=api_key,
             ca_file=args.ca_file,
             output=Path(args.output),
             plot=not args.no_plot,

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import msgspec
 
+from .._cli_ops.render import plain_table
 from .protocol import BRIDGE_CONTENDERS, CONTENDERS
 from .stats import LatencyHistogram
 
@@ -268,10 +269,28 @@ class Goal:
         return f"GOAL {self.name}: {verdict} ({self.detail})"
 
 
-def _goal(name: str, figures: Iterable[float | None], test: Any, detail: Any) -> Goal:
+def _goal(
+    name: str,
+    figures: Iterable[float | None],
+    test: Any,
+    detail: Any,
+    labels: Iterable[str] = (),
+) -> Goal:
     values = [_num(v) for v in figures]
     if any(v is None for v in values):
-        return Goal(name, None, "missing figures: " + ", ".join(_fmt(v) for v in values))
+        names = list(labels)
+        missing = [n for n, v in zip(names, values, strict=False) if v is None]
+        what = (
+            "no figure for " + ", ".join(missing)
+            if missing and len(names) == len(values)
+            else f"{sum(v is None for v in values)} of its {len(values)} figures are missing"
+        )
+        return Goal(
+            name,
+            None,
+            f"not computed: {what} (the scenario was not run, or a contender was "
+            "unavailable or failed: see the notes and errors above)",
+        )
     return Goal(name, bool(test(*values)), detail(*values))
 
 
@@ -293,6 +312,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
                 (h50, p50, f50),
                 lambda h, p, f: h - f <= 0.5 * (p - f),
                 lambda h, p, f: f"hbtrio-floor {h - f:.1f} us <= 0.5 x (peer-floor {p - f:.1f} us)",
+                [f"{c} {scenario} p50" for c in ("hbtrio", "peer", "floor")],
             )
         )
         h99, p99 = (_pct(results, scenario, c, 99) for c in ("hbtrio", "peer"))
@@ -302,6 +322,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
                 (h99, p99),
                 lambda h, p: h <= p,
                 lambda h, p: f"hbtrio p99 {h:.1f} us <= peer p99 {p:.1f} us",
+                [f"{c} {scenario} p99" for c in ("hbtrio", "peer")],
             )
         )
     row = results.throughput.get(32, {})
@@ -312,6 +333,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
             (h_tp.cpu_us if h_tp else None, p_tp.cpu_us if p_tp else None),
             lambda h, p: h <= 0.6 * p,
             lambda h, p: f"hbtrio {h:.1f} us/request <= 0.6 x peer {p:.1f} us/request",
+            ("hbtrio CPU at concurrency 32", "peer CPU at concurrency 32"),
         )
     )
     goals.append(
@@ -320,6 +342,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
             (h_tp.per_s if h_tp else None, p_tp.per_s if p_tp else None),
             lambda h, p: h >= p,
             lambda h, p: f"hbtrio {h:.1f}/s >= peer {p:.1f}/s",
+            ("hbtrio rate at concurrency 32", "peer rate at concurrency 32"),
         )
     )
     h_s, f_s = results.stream.get("hbtrio"), results.stream.get("floor")
@@ -329,6 +352,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
             (h_s.per_s if h_s else None, f_s.per_s if f_s else None),
             lambda h, f: h >= 0.7 * f,
             lambda h, f: f"hbtrio {h:.1f}/s >= 0.7 x floor {f:.1f}/s",
+            ("hbtrio stream rate", "floor stream rate"),
         )
     )
     goals.append(
@@ -337,6 +361,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
             (_extra_pct(results, "order_event", 99),),
             lambda h: h < ORDER_EVENT_P99_GOAL_US,
             lambda h: f"hbtrio p99 {h / 1000:.1f} ms < {ORDER_EVENT_P99_GOAL_US / 1000:.0f} ms",
+            ("hbtrio order_event p99",),
         )
     )
     # Issue #16: the asyncio bridge's cost, beside the official (asyncio) client.
@@ -347,6 +372,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
             (a50, p50, f50),
             lambda a, p, f: a - f <= 0.5 * (p - f),
             lambda a, p, f: f"hbtrio-aio-floor {a - f:.1f} us <= 0.5 x (peer-floor {p - f:.1f} us)",
+            [f"{c} order_place p50" for c in ("hbtrio-aio", "peer", "floor")],
         )
     )
     a99, p99 = (_pct(results, "order_place", c, 99) for c in ("hbtrio-aio", "peer"))
@@ -356,6 +382,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
             (a99, p99),
             lambda a, p: a <= p,
             lambda a, p: f"hbtrio-aio p99 {a:.1f} us <= peer p99 {p:.1f} us",
+            [f"{c} order_place p99" for c in ("hbtrio-aio", "peer")],
         )
     )
     return goals
@@ -365,7 +392,7 @@ def evaluate_goals(results: Results) -> list[Goal]:
 
 
 def format_table(results: Results) -> str:
-    """A readable table of every figure.
+    """Readable tables of every figure (plain text, numbers aligned on the point).
 
     Args:
         results: The run.
@@ -374,10 +401,6 @@ def format_table(results: Results) -> str:
         The table (several lines).
     """
     out: list[str] = []
-    head = (
-        f"{'scenario':<12} {'contender':<8} {'count':>7} {'p50 us':>9} {'p90 us':>9} "
-        f"{'p99 us':>9} {'p99.9 us':>9} {'max us':>9} {'mean us':>9}"
-    )
     rows: list[tuple[str, str, LatencyHistogram]] = []
     for scenario in _LATENCY_SCENARIOS:
         for c in CONTENDER_ORDER:
@@ -389,34 +412,32 @@ def format_table(results: Results) -> str:
         if isinstance(hist, LatencyHistogram) and hist.count:
             rows.append((scenario, "hbtrio", hist))
     if rows:
-        out += ["Latency (microseconds)", head, "-" * len(head)]
+        cells = []
         for scenario, c, hist in rows:
             s = hist.summary()
-            out.append(
-                f"{scenario:<12} {c:<8} {s.count:>7} {s.p50_us:>9.1f} {s.p90_us:>9.1f} "
-                f"{s.p99_us:>9.1f} {s.p999_us:>9.1f} {s.max_us:>9.1f} {s.mean_us:>9.1f}"
-            )
+            figures = (s.p50_us, s.p90_us, s.p99_us, s.p999_us, s.max_us, s.mean_us)
+            cells.append([scenario, c, str(s.count), *(f"{v:.1f}" for v in figures)])
+        heads = ("scenario", "contender", "count", "p50 us", "p90 us", "p99 us", "p99.9 us")
+        out += ["Latency (microseconds)", plain_table((*heads, "max us", "mean us"), cells)]
     if results.throughput:
         out += ["", "Throughput (order_book depth 20)"]
-        head2 = (
-            f"{'concurrency':>11} {'contender':<8} {'requests':>9} {'per s':>9} {'cpu us/req':>11}"
+        cells = [
+            [str(level), c, str(tp.requests), f"{tp.per_s:.1f}", f"{tp.cpu_us:.1f}"]
+            for level in sorted(results.throughput)
+            for c in CONTENDER_ORDER
+            if (tp := results.throughput[level].get(c)) is not None
+        ]
+        out.append(
+            plain_table(("concurrency", "contender", "requests", "per s", "cpu us/req"), cells)
         )
-        out += [head2, "-" * len(head2)]
-        for level in sorted(results.throughput):
-            for c in CONTENDER_ORDER:
-                tp = results.throughput[level].get(c)
-                if tp is not None:
-                    out.append(
-                        f"{level:>11} {c:<8} {tp.requests:>9} {tp.per_s:>9.1f} {tp.cpu_us:>11.1f}"
-                    )
     if results.stream:
         out += ["", "Stream (order-book snapshots, update_interval 0)"]
-        head3 = f"{'contender':<8} {'snapshots':>9} {'per s':>9} {'cpu us/msg':>11}"
-        out += [head3, "-" * len(head3)]
-        for c in CONTENDER_ORDER:
-            st = results.stream.get(c)
-            if st is not None:
-                out.append(f"{c:<8} {st.requests:>9} {st.per_s:>9.1f} {st.cpu_us:>11.1f}")
+        cells = [
+            [c, str(st.requests), f"{st.per_s:.1f}", f"{st.cpu_us:.1f}"]
+            for c in CONTENDER_ORDER
+            if (st := results.stream.get(c)) is not None
+        ]
+        out.append(plain_table(("contender", "snapshots", "per s", "cpu us/msg"), cells))
     for scenario in ("fanout", "memory", "order_event"):
         values = results.extras.get(scenario, {}).get("values")
         if values:

@@ -34,7 +34,17 @@ from typing import IO, Final
 from urllib.parse import urlsplit
 
 import msgspec
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
 
+from .._cli_ops.render import make_console
 from .._validation import check_account
 from . import protocol
 from .protocol import (
@@ -433,7 +443,10 @@ class WorkerProcess:
 
 
 class Progress:
-    """A one-line progress display on stderr (plain lines when not a terminal).
+    """The progress display on stderr: steps done, rate and time left.
+
+    On a terminal it is a rich progress bar (redrawn in place); otherwise one
+    plain line per scenario with the same figures.
 
     Args:
         total: Number of steps.
@@ -442,13 +455,49 @@ class Progress:
     """
 
     def __init__(self, total: int, stream: IO[str] | None = None, enabled: bool = True) -> None:
-        self.total = max(total, 1)
+        self._total = max(total, 1)
         self.done = 0
         self._stream = stream if stream is not None else sys.stderr
-        self._tty = self._stream.isatty()
+        self._console = make_console(self._stream)
         self._enabled = enabled
         self._start = time.monotonic()
         self._last_phase = ""
+        self._bar: RichProgress | None = None
+        self._task: TaskID | None = None
+        if enabled and self._console.is_terminal:
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.fields[phase]:<12}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[detail]}"),
+                console=self._console,
+                transient=False,
+            )
+            self._task = self._bar.add_task(
+                "bench", total=self._total, phase="", detail="", rate=""
+            )
+            self._bar.start()
+
+    @property
+    def total(self) -> int:
+        """Number of steps."""
+        return self._total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._total = max(value, 1)
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, total=self._total)
+
+    def _rate_and_eta(self) -> tuple[float, float]:
+        elapsed = max(time.monotonic() - self._start, 1e-9)
+        rate = self.done / elapsed
+        left = (self._total - self.done) / rate if rate > 0 else math.inf
+        return rate, left
 
     def step(self, phase: str, detail: str) -> None:
         """Count one step and show it.
@@ -460,15 +509,26 @@ class Progress:
         self.done += 1
         if not self._enabled:
             return
-        pct = 100.0 * self.done / self.total
-        elapsed = time.monotonic() - self._start
-        text = f"[{pct:5.1f}%] {elapsed:6.1f}s {phase:<12} {detail}"
-        if self._tty:
-            self._stream.write("\r" + text.ljust(78)[:78])
-        elif phase != self._last_phase or self.done == self.total:
-            self._stream.write(text + "\n")
+        rate, left = self._rate_and_eta()
+        if self._bar is not None and self._task is not None:
+            self._bar.update(
+                self._task,
+                completed=self.done,
+                phase=phase,
+                detail=detail,
+                rate=f"{rate * 60:.1f} steps/min",
+            )
+            return
+        if phase != self._last_phase or self.done == self._total:
+            pct = 100.0 * self.done / self._total
+            elapsed = time.monotonic() - self._start
+            eta = "-" if math.isinf(left) else f"{left:.0f}s"
+            self._stream.write(
+                f"[{pct:5.1f}%] {self.done}/{self._total} {elapsed:6.1f}s "
+                f"{rate * 60:.1f} steps/min ETA {eta}  {phase:<12} {detail}\n"
+            )
+            self._stream.flush()
         self._last_phase = phase
-        self._stream.flush()
 
     def note(self, text: str) -> None:
         """Print a note on its own line.
@@ -478,16 +538,17 @@ class Progress:
         """
         if not self._enabled:
             return
-        if self._tty:
-            self._stream.write("\r" + " " * 78 + "\r")
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+            return
         self._stream.write(text + "\n")
         self._stream.flush()
 
     def finish(self) -> None:
-        """End the display line."""
-        if self._enabled and self._tty:
-            self._stream.write("\n")
-            self._stream.flush()
+        """End the display."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -707,7 +768,7 @@ def run_bench(
             else:
                 key = api_key or os.environ.get("HBTRIO_API_KEY", "")
                 if not key:
-                    raise BenchError("--api-key (or HBTRIO_API_KEY) is needed with --url")
+                    raise BenchError("HBTRIO_API_KEY (or --api-key-file FILE) is needed with --url")
                 check_account(account)
             host, port, tls = parse_target_url(url)
             results.target = {

@@ -23,6 +23,7 @@ import trio
 
 import hbtrio
 from hbtrio.sim import SimInfo
+from tests.integration.conftest import start_sim
 
 ESCAPE = "\x1b["
 CLOSED_PIPE_EXIT = 141
@@ -223,3 +224,25 @@ async def test_version(sim: SimInfo) -> None:
     assert (code, out) == (0, f"hbtrio {hbtrio.__version__}\n")
     code, out, _ = await piped(sim, "daemon", "--version")
     assert (code, out) == (0, f"hbtrio daemon {hbtrio.__version__}\n")
+
+
+async def test_tls_mismatches_name_the_flag_and_the_variable(
+    sim: SimInfo, nursery: trio.Nursery
+) -> None:
+    plain = await start_sim(nursery, tls=False)
+    assert sim.ca_path is not None
+    # a TLS client against a plain server
+    code, out, err = await piped(
+        sim, "balances", "--port", str(plain.port), "--retries", "0", HBTRIO_API_KEY=plain.api_key
+    )
+    assert (code, out) == (4, "") and len(err.splitlines()) == 1
+    assert "does not speak TLS" in err and "--no-tls" in err and "HBTRIO_TLS=0" in err
+    # a plain client against a TLS server
+    code, out, err = await piped(sim, "balances", "--no-tls", "--retries", "0")
+    assert (code, out) == (4, "") and len(err.splitlines()) == 1
+    assert "leave out --no-tls" in err and "HBTRIO_TLS" in err and "--ca-file" in err
+    # a TLS server whose CA the client was not given
+    code, out, err = await piped(sim, "balances", "--retries", "0", HBTRIO_CA_FILE="")
+    assert (code, out) == (4, "") and len(err.splitlines()) == 1
+    assert "--ca-file" in err and "HBTRIO_CA_FILE" in err
+    assert sim.api_key not in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 from pathlib import Path
 from typing import Any, cast
 
@@ -113,12 +114,28 @@ def test_cli_options() -> None:
         _parse("--quick", "--full")
 
 
-def test_cli_rejects_credentials_without_url(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.run(_parse("--api-key", "a:b")) == 2
+def test_cli_rejects_credentials_without_url(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    key = tmp_path / "key"
+    key.write_text("a:b\n")
+    key.chmod(0o600)
+    assert cli.run(_parse("--api-key-file", str(key))) == 2
     assert "--url" in capsys.readouterr().err
     assert cli.run(_parse("--account", "mine")) == 2
     assert "--url" in capsys.readouterr().err
     assert cli.run(_parse("--samples", "0")) == 2
+
+
+def test_cli_refuses_a_credential_on_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from hbtrio.cli import main
+
+    code = main(["bench", "--url", "https://127.0.0.1:1", "--api-key", "user:s3cret-pass"])
+    err = capsys.readouterr().err
+    assert code == 2 and "HBTRIO_API_KEY" in err and "--api-key-file" in err
+    assert "s3cret" not in err
 
 
 def test_bench_is_registered_in_the_hbtrio_command() -> None:
@@ -255,3 +272,33 @@ def test_cleanup_once_per_account() -> None:
     run, calls = _run_with({n: "master_account" for n in protocol.CONTENDERS})
     run.cleanup()
     assert calls == [("floor", "Cleanup")]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_rate_and_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("COLUMNS", "120")
+    plain = io.StringIO()
+    progress = runner.Progress(4, stream=plain)
+    for phase in ("order_place", "order_place", "order_book", "order_book"):
+        progress.step(phase, "round 1/1 hbtrio")
+    progress.note("a note")
+    progress.finish()
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 4 and lines[-1] == "a note"
+    assert lines[0].startswith("[ 25.0%] 1/4 ") and "steps/min ETA " in lines[0]
+    assert "\x1b" not in plain.getvalue()
+
+    terminal = _Terminal()
+    progress = runner.Progress(3, stream=terminal)
+    progress.step("order_place", "round 1/3 peer")
+    progress.note("starting")
+    progress.step("order_place", "round 2/3 peer")
+    progress.finish()
+    shown = terminal.getvalue()
+    assert "\x1b[" in shown and "starting" in shown
+    assert "2/3" in shown and "ETA" in shown and "steps/min" in shown

@@ -119,7 +119,13 @@ def test_goals_not_met_and_missing() -> None:
     assert goals["stream_rate"].met is False
     assert goals["order_event_p99"].met is None
     assert "NOT met" in goals["stream_rate"].line()
-    assert "n/a" in goals["order_event_p99"].line()
+    line = goals["order_event_p99"].line()
+    assert "n/a" in line and "NA" not in line
+    assert "not computed: no figure for hbtrio order_event p99" in line
+    del r.latency["order_place"]["peer"]
+    goals = {g.name: g for g in evaluate_goals(r)}
+    assert "no figure for peer order_place p50)" not in goals["order_place_p50_overhead"].line()
+    assert "no figure for peer order_place p50 (" in goals["order_place_p50_overhead"].line()
 
 
 def test_json_matches_schema(tmp_path: Path) -> None:
