@@ -83,7 +83,7 @@ import trio
 from .._config import ClientConfig
 from .._core.ratelimit import TokenBucket
 from .._errors import ConfigError, ConnectionFailed, HbtrioError, RequestTimeout
-from .tls import make_ssl_context
+from .tls import certificate_error, certificate_failure_text, make_ssl_context
 
 __all__ = ["DEFAULT_MAX_IDLE", "HttpPool", "HttpResponse", "PoolStats"]
 
@@ -630,16 +630,14 @@ class HttpPool:
 
     def _translate(self, exc: BaseException, written: bool, method: str, path: str) -> HbtrioError:
         """Map a transport exception to an hbtrio exception (the only place)."""
-        for item in _chain(exc):
-            if isinstance(item, ssl.SSLCertVerificationError):
-                return ConnectionFailed(
-                    f"the TLS certificate of {self._where} could not be verified "
-                    f"({item.verify_message or item.reason}); if the server uses a private "
-                    "or self-signed CA, pass its certificate as ca_file",
-                    method=method,
-                    path=path,
-                    retryable=False,
-                )
+        cert = certificate_error(exc)
+        if cert is not None:
+            return ConnectionFailed(
+                certificate_failure_text(self._where, cert),
+                method=method,
+                path=path,
+                retryable=False,
+            )
         if not written:
             return ConnectionFailed(
                 f"cannot connect to {self._where}: {_reason(exc)}",

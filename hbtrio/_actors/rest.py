@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import logging
 import random
-import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
@@ -63,6 +62,7 @@ from .._wire.errors import RejectionTable, error_from_response
 from .._wire.rest import HttpRequest
 from ..models import Order, OrderRequest, OrderType
 from .http import HttpResponse
+from .tls import is_certificate_error
 
 __all__ = [
     "MATCH_SLACK",
@@ -155,25 +155,6 @@ class AmbiguousOutcome(Exception):
         self.cause = cause
         self.sent_at = sent_at
         self.answered = answered
-
-
-def is_certificate_error(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) is a TLS certificate verification failure.
-
-    Args:
-        exc: Any exception.
-
-    Returns:
-        ``True`` for a certificate failure (never worth retrying).
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def _excerpt(body: bytes | None) -> str:

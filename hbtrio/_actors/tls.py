@@ -6,7 +6,12 @@ import ssl
 
 from .._config import ClientConfig
 
-__all__ = ["make_ssl_context"]
+__all__ = [
+    "certificate_error",
+    "certificate_failure_text",
+    "is_certificate_error",
+    "make_ssl_context",
+]
 
 
 def make_ssl_context(config: ClientConfig) -> ssl.SSLContext | None:
@@ -34,3 +39,53 @@ def make_ssl_context(config: ClientConfig) -> ssl.SSLContext | None:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The TLS certificate verification failure behind ``exc``, if any (the only detector).
+
+    Follows ``__cause__`` / ``__context__`` links (cycles are safe).
+
+    Args:
+        exc: Any exception.
+
+    Returns:
+        The ``ssl.SSLCertVerificationError`` found in the chain, else ``None``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def is_certificate_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a TLS certificate verification failure.
+
+    Args:
+        exc: Any exception.
+
+    Returns:
+        ``True`` for a certificate failure (never worth retrying).
+    """
+    return certificate_error(exc) is not None
+
+
+def certificate_failure_text(where: str, error: ssl.SSLCertVerificationError) -> str:
+    """The one user-facing message for a certificate failure (REST and WebSocket alike).
+
+    Args:
+        where: The server being reached (never carries credentials).
+        error: The verification failure.
+
+    Returns:
+        A message naming the server, the reason and the ``ca_file`` remedy.
+    """
+    reason = error.verify_message or error.reason or str(error)
+    return (
+        f"the TLS certificate of {where} could not be verified ({reason}); if the server "
+        "uses a private or self-signed CA, pass its certificate as ca_file"
+    )

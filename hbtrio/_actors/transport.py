@@ -25,7 +25,7 @@ import trio_websocket
 from .._config import ClientConfig
 from .._errors import AuthenticationFailed, ConnectionFailed
 from .._errors import exception_leaves as _leaves
-from .tls import make_ssl_context
+from .tls import certificate_error, certificate_failure_text, make_ssl_context
 
 __all__ = [
     "Dialer",
@@ -144,17 +144,6 @@ def exception_leaves(exc: BaseException) -> list[BaseException]:
     return _leaves(exc, ignore=trio.Cancelled)
 
 
-def _is_cert_error(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
 def translate_dial_error(exc: BaseException, where: str) -> ConnectionFailed | None:
     """Map an exception raised while opening a WebSocket to an hbtrio exception.
 
@@ -182,10 +171,9 @@ def translate_dial_error(exc: BaseException, where: str) -> ConnectionFailed | N
                 status=leaf.status_code,
                 retryable=True,
             )
-        if _is_cert_error(leaf):
-            return ConnectionFailed(
-                f"TLS certificate verification failed for {where}: {leaf}", retryable=False
-            )
+        cert = certificate_error(leaf)
+        if cert is not None:
+            return ConnectionFailed(certificate_failure_text(where, cert), retryable=False)
         if isinstance(leaf, ssl.SSLError | OSError | trio.BrokenResourceError | trio.TooSlowError):
             text = "timed out" if isinstance(leaf, trio.TooSlowError) else str(leaf) or type(leaf)
             return ConnectionFailed(f"cannot connect to {where}: {text}", retryable=True)
