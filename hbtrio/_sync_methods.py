@@ -583,7 +583,8 @@ class SyncClientMethods:
             OrderRejected: Any other rejection (raw reason kept).
             OrderOutcomeUnknown: The answer was lost and reconciliation could not
                 tell whether the order exists.
-            RequestTimeout: ``wait_accepted`` and the order stayed ``SUBMITTED``.
+            OrderPending: ``wait_accepted`` gave up while the order stayed
+                ``SUBMITTED`` (it exists: the exception carries it).
             HbtrioError: Any other failure.
         """
         return self._portal.call(

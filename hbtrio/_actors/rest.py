@@ -21,7 +21,9 @@ attempt is retried, after a full-jitter exponential backoff delay
   ``AmbiguousOutcome`` for the caller to reconcile: an order is never sent
   twice blindly. A plain 5xx answer to an order placement is also handed over as
   ``AmbiguousOutcome`` (``answered=True``): the server may have created the
-  order before failing.
+  order before failing; so is an unparsable 2xx answer to it. The real server's
+  500 ``Unexpected error placing trade: ...`` (a connector that could not be
+  built, before the order was taken) is an ``OrderRejected`` with its text.
 
 A call therefore returns or raises within ``timeout * (retries + 1)`` plus the
 backoff delays (plus, with ``rate_limit``, the client-side rate-limit waits).
@@ -53,6 +55,7 @@ from .._errors import (
     ConnectionFailed,
     HbtrioError,
     MalformedResponse,
+    OrderRejected,
     RequestTimeout,
     ServerError,
     register_secret,
@@ -314,6 +317,10 @@ class RestActor:
                         return parse(response.body)
                     except MalformedResponse as exc:
                         exc.method, exc.path, exc.status = req.method, req.path, response.status
+                        if not req.idempotent and order is not None:
+                            # The server took the placement (2xx) but its answer is
+                            # unreadable: an order may exist, as after a lost answer.
+                            raise AmbiguousOutcome(exc, sent_at) from exc
                         raise
                 error = error_from_response(
                     response.status,
@@ -324,6 +331,18 @@ class RestActor:
                     request=order,
                     rejections=self.rejections,
                 )
+                if order is not None and _is_connector_failure(response.status, error):
+                    # 500 "Unexpected error placing trade: ...": raised before the
+                    # connector took the order (e.g. no credentials for it).
+                    raise OrderRejected(
+                        f"order rejected: {error.detail}",
+                        request=order,
+                        reason=str(error.detail),
+                        status=response.status,
+                        detail=error.detail,
+                        method=req.method,
+                        path=req.path,
+                    ) from error
                 if not req.idempotent and response.status == 504:
                     # A gateway timeout says nothing about whether the server acted.
                     raise AmbiguousOutcome(error, sent_at) from error
@@ -350,6 +369,23 @@ class RestActor:
             )
             await trio.sleep(delays[attempt])
             attempt += 1
+
+
+_CONNECTOR_FAILURE = "Unexpected error placing trade:"
+
+
+def _is_connector_failure(status: int, error: HbtrioError) -> bool:
+    """Whether a placement answer is the server's wrapped connector failure.
+
+    The real server answers 500 ``Unexpected error placing trade: <text>`` when
+    building the (account, connector) connector failed, before the order was
+    taken (protocol-more.md section 12): a rejection, nothing was created.
+    """
+    return (
+        status == 500
+        and isinstance(error.detail, str)
+        and error.detail.startswith(_CONNECTOR_FAILURE)
+    )
 
 
 MATCH_SLACK = 2.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -129,7 +130,11 @@ class MarketDataPart(Part):
         async def volume() -> None:
             results["volume"] = await self._volume(exchange, market)
 
-        await gather(book, prices, volume)
+        try:
+            await gather(book, prices, volume)
+        except HbtrioError as exc:
+            # Name the call the user made, not one of the endpoints composing it.
+            raise _named(exc, f"get_ticker({exchange!r}, {market!r})") from exc
         snapshot: OrderBook = results["book"]
         price_info: wire.Prices = results["prices"]
         vol, vol_ts = results["volume"]
@@ -142,9 +147,7 @@ class MarketDataPart(Part):
             last = bid if bid is not None else ask
         if last is None:
             raise MalformedResponse(
-                f"no price data for {market} on {exchange}",
-                method="POST",
-                path="/market-data/prices",
+                f"get_ticker({exchange!r}, {market!r}): no price data for {market} on {exchange}"
             )
         stamps = [t for t in (snapshot.timestamp, price_info.timestamp, vol_ts) if t]
         return Ticker(
@@ -257,3 +260,16 @@ async def gather(*fns: Callable[[], Any]) -> None:
             if isinstance(leaf, HbtrioError):
                 raise leaf from None
         raise
+
+
+def _named(exc: HbtrioError, call: str) -> HbtrioError:
+    """A copy of ``exc`` (same type and details) naming the public ``call``.
+
+    The method and path of the inner request are dropped from the copy: the
+    user did not make that request.
+    """
+    clone = copy.copy(exc)
+    clone.message = f"{call} failed: {exc.message}"
+    clone.args = (clone.message,)
+    clone.method = clone.path = None
+    return clone

@@ -26,7 +26,7 @@ from .._errors import (
     NotFound,
     OrderNotFound,
     OrderOutcomeUnknown,
-    RequestTimeout,
+    OrderPending,
 )
 from .._paging import PageRequest, Paging, walk
 from .._validation import (
@@ -152,7 +152,8 @@ class OrdersPart(Part):
             OrderRejected: Any other rejection (raw reason kept).
             OrderOutcomeUnknown: The answer was lost and reconciliation could not
                 tell whether the order exists.
-            RequestTimeout: ``wait_accepted`` and the order stayed ``SUBMITTED``.
+            OrderPending: ``wait_accepted`` gave up while the order stayed
+                ``SUBMITTED`` (it exists: the exception carries it).
             HbtrioError: Any other failure.
         """
         request = self._order_request(
@@ -372,7 +373,9 @@ class OrdersPart(Part):
         matches: dict[str, Order] = {}
         unresolved_fills: set[str] = set()
         problem: HbtrioError | None = None
-        passes = 1 if lost.answered else _RECONCILE_PASSES
+        # A 5xx or an unreadable 2xx gets the passes of a lost answer: the order may
+        # show only later (the real server lists it once the exchange acknowledged).
+        passes = _RECONCILE_PASSES
         for attempt in range(passes):
             end = self._rest.clock()
             try:
@@ -400,9 +403,6 @@ class OrdersPart(Part):
             # (and terminal states) are published like those of a returned order.
             for candidate in candidates:
                 self.tracker.track(candidate)
-        if lost.answered and not matches and not unresolved_fills and problem is None:
-            # The server answered with an error and created nothing: its error stands.
-            raise lost.cause
         if not matches and not unresolved_fills:
             why = "no matching order was found"
             if problem is not None:
@@ -487,8 +487,11 @@ class OrdersPart(Part):
                 if latest is not None:
                     current = latest
         if current.status is OrderStatus.SUBMITTED:
-            raise RequestTimeout(
-                f"order {order.order_id} was still SUBMITTED after {limit:g} s",
+            # Not a timeout: the order exists; placing it again would duplicate it.
+            raise OrderPending(
+                f"order {order.order_id} was placed and still SUBMITTED after {limit:g} s",
+                order=current,
+                request=request,
                 detail={"order_id": order.order_id},
             )
         if current.status is OrderStatus.FAILED:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+import pytest
 import trio
 
+import hbtrio
 from hbtrio._actors.http import HttpPool
 from tests.integration.conftest import client_config, start_sim
 from tests.integration.test_sim_behaviour import order
@@ -30,3 +33,24 @@ async def test_item4_connection_closed_after_a_crash_page_is_not_reused(
         assert pool.stats.connections_opened == 21  # a fresh one after each crash page
     finally:
         await pool.aclose()
+
+
+@pytest.mark.parametrize("quirks", ["faithful", "real"])
+async def test_item9_connector_without_credentials_is_order_rejected(
+    nursery: trio.Nursery, sim_cert_dir: Path, quirks: str
+) -> None:
+    info = await start_sim(
+        nursery,
+        cert_dir=sim_cert_dir,
+        quirks=quirks,
+        no_credentials=[("master_account", "kucoin")],
+    )
+    async with hbtrio.open_client(client_config(info), streaming=False) as client:
+        with pytest.raises(hbtrio.OrderRejected) as caught:
+            await client.place_limit_order(
+                "kucoin", "BTC-USDT", "BUY", price=Decimal(50_000), amount=Decimal("0.001")
+            )
+    assert caught.value.reason is not None
+    assert caught.value.reason.startswith("Unexpected error placing trade:")
+    assert "kucoin_api_key" in caught.value.reason
+    assert len(info.state.order_log) == 0  # nothing created, nothing reconciled
