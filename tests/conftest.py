@@ -42,6 +42,14 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis's generation-speed health check and per-example deadline are timing
+# assertions: on a loaded 2-core CI machine the first text draw of a process (which
+# builds Hypothesis's Unicode table) alone can take seconds. Properties stay
+# asserted; how fast examples are generated is not a property of hbtrio.
+settings.register_profile("hbtrio", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "hbtrio"))
 
 _AUDITED_DIRS = frozenset({"integration", "reliability", "bench"})
 _MIN_KEY = 5  # shorter pairs ("u:p") only appear in unit tests, and match too much

@@ -99,7 +99,7 @@ def ensure_certs(cert_dir: Path, host: str, ca_out: Path | None = None) -> CertP
         paths.cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
         _write_private(paths.key, leaf.private_key_pem.bytes())
         hosts_file.write_text("\n".join(hosts) + "\n")
-    if ca_out is not None:
+    if ca_out is not None and not (ca_out.exists() and ca_out.samefile(paths.ca)):
         ca_out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.ca, ca_out)
     return paths
