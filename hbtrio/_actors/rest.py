@@ -20,7 +20,7 @@ attempt is retried, after a full-jitter exponential backoff delay
   server said it did not process it (429, 503). Any other lost answer raises
   ``AmbiguousOutcome`` for the caller to reconcile: an order is never sent
   twice blindly. A plain 5xx answer to an order placement is also handed over as
-  ``AmbiguousOutcome`` (``answered=True``): the server may have created the
+  ``AmbiguousOutcome``: the server may have created the
   order before failing; so is an unparsable 2xx answer to it. The real server's
   500 ``Unexpected error placing trade: ...`` (a connector that could not be
   built, before the order was taken) is an ``OrderRejected`` with its text.
@@ -144,20 +144,16 @@ class AmbiguousOutcome(Exception):
         cause: The transport error or answer that left the outcome open.
         sent_at: Wall-clock time (epoch seconds) just before the first attempt
             that may have been sent.
-        answered: The server did answer, with a 5xx that may follow processing
-            (so if no order is found, the server's error is the outcome).
 
     Attributes:
         cause: The hbtrio exception describing what was lost.
         sent_at: Wall-clock time before the ambiguous attempt.
-        answered: Whether the server answered (with an error) at all.
     """
 
-    def __init__(self, cause: HbtrioError, sent_at: float, *, answered: bool = False) -> None:
+    def __init__(self, cause: HbtrioError, sent_at: float) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.sent_at = sent_at
-        self.answered = answered
 
 
 def _excerpt(body: bytes | None) -> str:
@@ -354,7 +350,7 @@ class RestActor:
                     and type(error) is ServerError
                 ):
                     # A 500 may come after the order was created: the caller checks.
-                    raise AmbiguousOutcome(error, sent_at, answered=True) from error
+                    raise AmbiguousOutcome(error, sent_at) from error
             if attempt >= self.config.retries or not self._retry_allowed(req, error):
                 raise error
             if delays is None:

@@ -375,8 +375,7 @@ class OrdersPart(Part):
         problem: HbtrioError | None = None
         # A 5xx or an unreadable 2xx gets the passes of a lost answer: the order may
         # show only later (the real server lists it once the exchange acknowledged).
-        passes = _RECONCILE_PASSES
-        for attempt in range(passes):
+        for attempt in range(_RECONCILE_PASSES):
             end = self._rest.clock()
             try:
                 matches, unresolved_fills = await self._find_matches(request, start, end)
@@ -385,7 +384,7 @@ class OrdersPart(Part):
                 matches, unresolved_fills = {}, set()
             if matches or unresolved_fills:
                 break
-            if attempt + 1 < passes:
+            if attempt + 1 < _RECONCILE_PASSES:
                 await trio.sleep(_RECONCILE_PAUSE)
         # Another call may have returned one of them while the search was running.
         placed = self._placed_ids
